@@ -1,0 +1,89 @@
+"""argv → commands. Each command's module is imported only when that command runs.
+
+Every command returns an exit code (DESIGN.md's table). Errors of this project end as one
+line on stderr and their exit code; anything else escaping is a bug and gets a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ingest import __version__
+from ingest.errors import ExitCode, IngestError
+from ingest.logs import register_secret, setup_logging
+from ingest.settings import Settings, iter_fields, load_settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment settings, with the command line's values on top."""
+    overrides: dict[str, Any] = {}
+    for dest, value in vars(args).items():
+        if value is None or "." not in dest:
+            continue
+        group, field = dest.split(".", 1)
+        overrides.setdefault(group, {})[field] = value
+    if getattr(args, "state", None):
+        overrides["state"] = args.state
+    return load_settings(**overrides)
+
+
+def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    for env, default, description in iter_fields(Settings):
+        print(f"{env}\n    {description}" + (f" [default: {default}]" if default else ""))
+    return 0
+
+
+def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.sandbox.server import main as sandbox_main
+
+    return sandbox_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aion-ingest",
+        description="Bulk ingestion of S3 objects into the Aionvision Uploads API.",
+        epilog="Settings also come from INGEST_* environment variables: see "
+        "'aion-ingest settings'.",
+    )
+    parser.add_argument("--version", action="version", version=f"aion-ingest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("settings", help="list every setting, its variable and default")
+    p.set_defaults(func=_cmd_settings)
+
+    p = sub.add_parser("sandbox", help="run a local Aionvision-compatible API server")
+    from ingest.sandbox.options import add_arguments as add_sandbox_arguments
+
+    add_sandbox_arguments(p)
+    p.set_defaults(func=_cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        settings = _settings_from_args(args)
+        if settings.api.key is not None:
+            register_secret(settings.api.key.get_secret_value())
+        setup_logging(settings.log.format, settings.log.level)
+        return func(args, settings)
+    except IngestError as exc:
+        print(f"aion-ingest: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except asyncio.CancelledError:
+        return int(ExitCode.TRANSIENT)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""Settings: one tree of groups, read from the environment (and the command line).
+
+Environment variables use the prefix ``INGEST_`` and ``__`` between a group and its field:
+``INGEST_API__TIER=ENTERPRISE``, ``INGEST_WORKER__CONCURRENCY=32``. The API key and base
+URL also come from the SDK's variables ``AIONVISION_API_KEY`` and ``AIONVISION_BASE_URL``
+(the ``INGEST_`` form wins when both are set). Every field has a description: ``aion-ingest
+settings`` prints them all, and the README's configuration table is made from them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ingest.errors import ConfigError
+
+Tier = Literal["FREE", "STARTER", "PROFESSIONAL", "ENTERPRISE"]
+
+# Per-tier figures from the reference (aionvision-api-notes.md, uploads-api.md).
+TIER_FILES_PER_BATCH: dict[str, int] = {
+    "FREE": 10,
+    "STARTER": 20,
+    "PROFESSIONAL": 20,
+    "ENTERPRISE": 50,
+}
+TIER_REQUESTS_PER_MINUTE: dict[str, int] = {
+    "FREE": 10,
+    "STARTER": 30,
+    "PROFESSIONAL": 100,
+    "ENTERPRISE": 500,
+}
+TIER_MONTHLY_UPLOADS: dict[str, int | None] = {
+    "FREE": 1_000,
+    "STARTER": 10_000,
+    "PROFESSIONAL": 50_000,
+    "ENTERPRISE": None,
+}
+STREAM_MAX_BYTES = 100 * 1024 * 1024  # the API's streaming limit per file
+
+
+class _Group(BaseModel):
+    model_config = {"extra": "forbid", "validate_assignment": True}
+
+
+class ApiSettings(_Group):
+    """How to reach the Aionvision Uploads API."""
+
+    key: SecretStr | None = Field(
+        None, description="API key (Bearer). Also read from AIONVISION_API_KEY. Never logged."
+    )
+    base_url: str = Field(
+        "https://api.aionvision.tech/api/v2",
+        description="API base URL up to /api/v2. Also read from AIONVISION_BASE_URL.",
+    )
+    tier: Tier = Field(
+        "PROFESSIONAL",
+        description="The key's plan tier; sets files per stream-batch and the request budget.",
+    )
+    transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="HTTP engine under httpx's API: aiohttp's pool (fast) or httpx's own.",
+    )
+    max_connections: int = Field(64, ge=1, description="Connections kept open to the API.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(
+        300.0, gt=0, description="Seconds to wait for a response or the next body chunk."
+    )
+    max_attempts: int = Field(
+        6, ge=1, description="Attempts per request, the first included, for retryable errors."
+    )
+    backoff_base: float = Field(
+        0.5, gt=0, description="Seconds: first backoff cap (doubles each attempt, full jitter)."
+    )
+    backoff_max: float = Field(30.0, gt=0, description="Seconds: the largest single backoff.")
+    retry_budget: int = Field(
+        10_000,
+        ge=0,
+        description="Retries allowed per client (process) in all; past it errors are final.",
+    )
+    max_retry_after: float = Field(
+        300.0, gt=0, description="Seconds: longest Retry-After honoured; longer waits are cut."
+    )
+
+
+class SourceSettings(_Group):
+    """How to read the source (S3, manifests, local folders)."""
+
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, moto, ...). Default: AWS_ENDPOINT_URL or AWS."
+    )
+    region: str | None = Field(None, description="S3 region. Default: the AWS SDK's own.")
+    fetch_checksums: bool = Field(
+        False,
+        description="Ask S3 for each object's SHA-256 checksum (one extra request per object).",
+    )
+    list_concurrency: int = Field(8, ge=1, description="ListObjectsV2 calls in flight.")
+    head_concurrency: int = Field(
+        32, ge=1, description="HEAD requests in flight to fill a manifest's missing size/etag."
+    )
+    manifest_errors: Literal["fail", "skip"] = Field(
+        "fail",
+        description="A bad manifest line stops the plan (fail) or is counted and reported (skip).",
+    )
+
+
+class FilterSettings(_Group):
+    """Which source objects to take."""
+
+    include: list[str] = Field(
+        default_factory=list, description="Glob patterns a key must match (any of them)."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Glob patterns that drop a key (any of them)."
+    )
+    min_size: int | None = Field(None, ge=0, description="Drop objects smaller (bytes).")
+    max_size: int | None = Field(None, ge=0, description="Drop objects larger (bytes).")
+    modified_after: str | None = Field(
+        None, description="ISO 8601 timestamp: drop objects last modified before it."
+    )
+    modified_before: str | None = Field(
+        None, description="ISO 8601 timestamp: drop objects last modified at or after it."
+    )
+    supported_only: bool = Field(
+        True, description="Drop formats the API does not accept before planning."
+    )
+
+
+class PlanSettings(_Group):
+    """How to cut the listing into shards."""
+
+    shards: int | None = Field(
+        None, ge=1, description="Number of shards. Default: from the per-shard maxima."
+    )
+    max_items_per_shard: int = Field(
+        10_000, ge=1, description="Largest number of objects in one shard."
+    )
+    max_bytes_per_shard: int = Field(
+        50 * 1024**3, ge=1, description="Largest number of bytes in one shard."
+    )
+    ignore_quota: bool = Field(False, description="Plan even when quota-check says no.")
+
+
+class WorkerSettings(_Group):
+    """How one worker uploads its shard."""
+
+    concurrency: int = Field(16, ge=1, description="Upload requests in flight per worker.")
+    queue_size: int = Field(256, ge=1, description="Bound of each pipeline queue (items).")
+    small_file_max: int = Field(
+        1024 * 1024, ge=0, description="Files up to this size (bytes) go in stream-batch."
+    )
+    batch_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Byte cap of one stream-batch request."
+    )
+    batch_files: int | None = Field(
+        None, ge=1, description="Files per stream-batch. Default: the tier's limit."
+    )
+    skip_duplicates: bool = Field(
+        True, description="Ask the API to skip a file whose SHA-256 it already holds."
+    )
+    check_duplicates: bool = Field(
+        True, description="Ask check-duplicates for items whose SHA-256 the source knows."
+    )
+    auto_describe: bool = Field(True, description="Ask the API for AI descriptions.")
+    storage_target: Literal["default", "custom"] = Field(
+        "default", description="Where the API stores the files."
+    )
+    intent: Literal["describe", "verify", "rules"] = Field(
+        "describe", description="stream-batch intent."
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="Tags added to every file of the run."
+    )
+    requests_per_minute: float | None = Field(
+        None,
+        gt=0,
+        description="The run's request budget (all workers). Default: the tier's limit.",
+    )
+    parallel_workers: int = Field(
+        1, ge=1, description="Workers sharing the budget; each takes an equal share."
+    )
+    bytes_per_second: float | None = Field(
+        None, gt=0, description="Upload bandwidth cap per worker (bytes/s). Default: none."
+    )
+    flush_seconds: float = Field(
+        5.0, gt=0, description="Write results and the checkpoint at least this often."
+    )
+    flush_items: int = Field(
+        500, ge=1, description="Write results and the checkpoint after this many outcomes."
+    )
+
+
+class LogSettings(_Group):
+    """Logging."""
+
+    format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json (one object a line), text, or auto: text on a TTY."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
+
+
+class Settings(BaseSettings):
+    """All settings of aion-ingest."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INGEST_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    state: str | None = Field(
+        None, description="State store URI: s3://bucket/prefix or file:///path."
+    )
+    api: ApiSettings = Field(default_factory=ApiSettings, description=ApiSettings.__doc__)
+    source: SourceSettings = Field(
+        default_factory=SourceSettings, description=SourceSettings.__doc__
+    )
+    filters: FilterSettings = Field(
+        default_factory=FilterSettings, description=FilterSettings.__doc__
+    )
+    plan: PlanSettings = Field(default_factory=PlanSettings, description=PlanSettings.__doc__)
+    worker: WorkerSettings = Field(
+        default_factory=WorkerSettings, description=WorkerSettings.__doc__
+    )
+    log: LogSettings = Field(default_factory=LogSettings, description=LogSettings.__doc__)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SdkEnvSource(settings_cls))
+
+    def files_per_batch(self) -> int:
+        """Files per stream-batch request: the setting, capped by the tier's limit."""
+        limit = TIER_FILES_PER_BATCH[self.api.tier]
+        return min(self.worker.batch_files or limit, limit)
+
+    def requests_per_minute(self) -> float:
+        """The whole run's request budget per minute."""
+        return self.worker.requests_per_minute or float(TIER_REQUESTS_PER_MINUTE[self.api.tier])
+
+
+class _SdkEnvSource(EnvSettingsSource):
+    """The SDK's own variables, below the INGEST_ ones in priority."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, env_prefix="", env_nested_delimiter=None)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        api: dict[str, str] = {}
+        if key := os.environ.get("AIONVISION_API_KEY"):
+            api["key"] = key
+        if url := os.environ.get("AIONVISION_BASE_URL"):
+            api["base_url"] = url
+        return {"api": api} if api else {}
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return "INGEST_" + "__".join(str(p).upper() for p in loc)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad field: the environment variable, what is wrong, what was given."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        name = _env_name(loc) if loc else "settings"
+        given = err.get("input")
+        shown = "" if isinstance(given, dict) or "key" in name.lower() else f" (got {given!r})"
+        lines.append(f"invalid setting {name}: {err['msg']}{shown}; fix or unset it")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; command-line overrides are nested dicts (``api={"tier": ...}``).
+
+    Raises :class:`ConfigError` with one line per bad field, never a traceback.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    except ValueError as exc:  # e.g. a nested env var that is not valid JSON
+        raise ConfigError(f"invalid setting: {exc}; fix or unset it") from None
+
+
+def iter_fields(model: type[BaseModel], prefix: str = "INGEST_") -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every leaf setting."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        env = f"{prefix}{name.upper()}"
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(iter_fields(ann, env + "__"))
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((env, "" if default is None else repr(default), field.description or ""))
+    return rows

@@ -1,0 +1,5 @@
+"""Shared fixtures live in tests/fixtures/, one module per real part (S3, sandbox, ...)."""
+
+pytest_plugins = [
+    "tests.fixtures.ports",
+]

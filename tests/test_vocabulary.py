@@ -1,0 +1,43 @@
+"""Items, outcomes, generated streams: the shared vocabulary round-trips."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ingest.items import Item, ItemResult, Outcome, content_type_for, is_supported
+from ingest.streams import BytesStream, GeneratedStream
+
+
+def test_item_round_trip_is_compact() -> None:
+    item = Item(key="a/b.JPG", size=3, etag="e", tags=("x", "y"), sha256="ab")
+    d = item.to_json()
+    assert "t" not in d and "v" not in d
+    assert Item.from_json(d) == item
+
+
+def test_result_round_trip() -> None:
+    r = ItemResult(1, "k", 2, Outcome.FAILED, reason="too big", http_status=413, attempts=1)
+    assert ItemResult.from_json(r.to_json()) == r
+
+
+def test_supported_formats_by_extension_case_insensitive() -> None:
+    assert is_supported("x/Y.JPEG") and is_supported("notes.md") and is_supported("d.docx")
+    assert not is_supported("movie.mp4") and not is_supported("README")
+    assert content_type_for("a.PNG") == "image/png"
+
+
+async def test_generated_stream_is_deterministic_and_sized() -> None:
+    g = GeneratedStream(1_000_003, seed=7, chunk_size=65_536)
+    h = hashlib.sha256()
+    total = 0
+    async for chunk in g:
+        h.update(chunk)
+        total += len(chunk)
+    assert total == 1_000_003
+    assert h.hexdigest() == g.sha256() == GeneratedStream(1_000_003, seed=7).sha256()
+    assert g.sha256() != GeneratedStream(1_000_003, seed=8).sha256()
+
+
+async def test_bytes_stream_chunks() -> None:
+    s = BytesStream(b"x" * 10, chunk_size=4)
+    assert [c async for c in s] == [b"xxxx", b"xxxx", b"xx"]
