@@ -1,0 +1,1 @@
+"""Launching workers: Indexed Job semantics, Kubernetes, local processes."""
