@@ -1,0 +1,288 @@
+"""Pacing: one limiter per worker, shared by its tasks, for requests/s and bytes/s.
+
+The API limits requests per minute per key, and every pod of a run shares that key, so
+each worker paces itself within its share (run budget / parallel workers). Two token
+buckets do the counting; the request rate adapts to the server (AIMD):
+
+- a 429 multiplies the request rate by ``decrease`` (not below ``floor``), once per burst of
+  429s: a 429 answering a request sent *before* the last decrease says nothing new;
+- after each ``increase_period`` seconds with successes and no 429, the rate grows by
+  ``increase`` requests/s, back up to the ceiling (the worker's share), never above it;
+- a Retry-After from the server pauses every task of the worker until then (one shared
+  "not before" time), since the key, not the task, is limited.
+
+Accuracy matters more than elegance here: the budget benchmark needs files/min >= 0.95 x
+R x files-per-batch with <= 1% 429s, so the long-run grant rate must equal the ceiling. A
+token bucket is self-correcting (a late wake-up does not lose the tokens that accrued
+meanwhile, up to the burst), unlike ``sleep(1/rate)`` loops that drift by every overshoot.
+Waiters queue on one FIFO lock: only the head of the queue sleeps on the clock, so grants
+come out in arrival order, a rate change applies to the very next grant, and a fake clock
+that jumps to each sleeper's deadline drives the tests exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+from ingest.errors import RateLimited
+from ingest.settings import Settings
+from ingest.streams import ByteStream
+from ingest.worker.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+
+
+class TokenBucket:
+    """Tokens accrue at ``rate``/s up to ``capacity``.
+
+    A take may overdraw the bucket (debt) when the cost exceeds the capacity: a 1 GiB file
+    under a 10 MB/s cap goes at once and the following takes wait until the debt is paid,
+    so the long-run rate holds without needing a 1 GiB burst allowance.
+    """
+
+    def __init__(
+        self, rate: float, capacity: float, now: float, initial: float | None = None
+    ) -> None:
+        if rate <= 0 or capacity <= 0:
+            raise ValueError("a token bucket needs a positive rate and capacity")
+        self._rate = rate
+        self.capacity = capacity
+        self._tokens = capacity if initial is None else min(initial, capacity)
+        self._stamp = now
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def tokens(self, now: float) -> float:
+        self._refill(now)
+        return self._tokens
+
+    def set_rate(self, rate: float, now: float) -> None:
+        """Change the rate from ``now`` on (tokens accrued so far are kept)."""
+        self._refill(now)
+        self._rate = rate
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+
+    def wait_time(self, cost: float, now: float) -> float:
+        """Seconds until ``cost`` can be taken (0 when it can be now)."""
+        self._refill(now)
+        need = min(cost, self.capacity)
+        missing = need - self._tokens
+        if missing <= _EPS * max(1.0, need):
+            return 0.0
+        return missing / self._rate
+
+    def take(self, cost: float, now: float) -> None:
+        self._refill(now)
+        self._tokens -= cost
+
+
+@dataclasses.dataclass
+class PacingStats:
+    """What the limiter did: read by metrics and the benchmarks."""
+
+    granted: int = 0
+    granted_bytes: int = 0
+    throttled: int = 0
+    decreases: int = 0
+    increases: int = 0
+    pauses: int = 0
+
+
+@dataclasses.dataclass
+class Permit:
+    """One granted request: report how it went so the pace adapts."""
+
+    limiter: Limiter
+    granted_at: float
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.limiter.throttled(retry_after, sent_at=self.granted_at)
+
+    def succeeded(self) -> None:
+        self.limiter.succeeded()
+
+
+class Limiter:
+    """Requests/s (adaptive) and bytes/s (fixed) for one worker's tasks.
+
+    ``await limiter.acquire(nbytes)`` waits for one request slot (and ``nbytes`` of byte
+    budget); ``async with limiter.request(nbytes) as permit`` does the same and reports the
+    outcome by itself: a :class:`RateLimited` escaping the block counts as a 429 (its
+    ``retry_after`` pauses everyone), a clean exit as a success.
+    """
+
+    def __init__(
+        self,
+        requests_per_second: float,
+        *,
+        bytes_per_second: float | None = None,
+        burst: float = 2.0,
+        byte_burst: float | None = None,
+        decrease: float = 0.5,
+        floor: float | None = None,
+        increase: float | None = None,
+        increase_period: float = 2.0,
+        decrease_cooldown: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        if not 0 < decrease < 1:
+            raise ValueError("decrease must be between 0 and 1")
+        self.clock = clock
+        self.ceiling = requests_per_second
+        # Defaults: never below 5% of the share; climb back from half to full in ~10 periods.
+        self.floor = min(floor if floor is not None else requests_per_second * 0.05, self.ceiling)
+        self.increase = increase if increase is not None else requests_per_second * 0.05
+        self.decrease = decrease
+        self.increase_period = increase_period
+        self.decrease_cooldown = decrease_cooldown
+        now = clock.monotonic()
+        # A burst of 2 absorbs one late wake-up without losing tokens (a capacity of 1
+        # would drop whatever accrued during the oversleep); starting with one token keeps
+        # N workers from bursting 2N requests at the start of a run.
+        self._requests = TokenBucket(requests_per_second, burst, now, initial=1.0)
+        self._bytes = (
+            TokenBucket(bytes_per_second, byte_burst or bytes_per_second, now)
+            if bytes_per_second
+            else None
+        )
+        self._request_lock = asyncio.Lock()
+        self._bytes_lock = asyncio.Lock()
+        self._not_before = now
+        self._last_decrease = -float("inf")
+        self._last_change = now
+        self.stats = PacingStats()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Limiter:
+        """This worker's share: the run's budget split evenly across the parallel workers."""
+        w = settings.worker
+        share = settings.requests_per_minute() / w.parallel_workers / 60.0
+        return cls(share, bytes_per_second=w.bytes_per_second, clock=clock)
+
+    @property
+    def rate(self) -> float:
+        """The current request rate (requests/s), between floor and ceiling."""
+        return self._requests.rate
+
+    @property
+    def not_before(self) -> float:
+        """Monotonic time before which no request is granted (the server's Retry-After)."""
+        return self._not_before
+
+    async def acquire(self, nbytes: int = 0) -> float:
+        """Wait for a request slot and ``nbytes`` of byte budget; returns the grant time."""
+        async with self._request_lock:
+            while True:
+                now = self.clock.monotonic()
+                if now < self._not_before:
+                    await self.clock.sleep(self._not_before - now)
+                    continue
+                wait = self._requests.wait_time(1, now)
+                if wait <= 0:
+                    self._requests.take(1, now)
+                    self.stats.granted += 1
+                    break
+                await self.clock.sleep(wait)
+        if nbytes:
+            await self.acquire_bytes(nbytes)
+        return now
+
+    async def acquire_bytes(self, nbytes: int) -> None:
+        """Wait for ``nbytes`` of byte budget (no request slot): for pacing a body's chunks."""
+        if self._bytes is None or nbytes <= 0:
+            self.stats.granted_bytes += max(0, nbytes)
+            return
+        async with self._bytes_lock:
+            while True:
+                now = self.clock.monotonic()
+                wait = self._bytes.wait_time(nbytes, now)
+                if wait <= 0:
+                    self._bytes.take(nbytes, now)
+                    self.stats.granted_bytes += nbytes
+                    return
+                await self.clock.sleep(wait)
+
+    @contextlib.asynccontextmanager
+    async def request(self, nbytes: int = 0) -> AsyncIterator[Permit]:
+        permit = Permit(self, await self.acquire(nbytes))
+        try:
+            yield permit
+        except RateLimited as exc:
+            permit.throttled(exc.retry_after)
+            raise
+        else:
+            permit.succeeded()
+
+    def throttled(self, retry_after: float | None = None, *, sent_at: float | None = None) -> None:
+        """A 429 came back: slow down (once per burst) and honour Retry-After for all."""
+        now = self.clock.monotonic()
+        self.stats.throttled += 1
+        if retry_after is not None and retry_after > 0 and now + retry_after > self._not_before:
+            self._not_before = now + retry_after
+            self.stats.pauses += 1
+        stale = (
+            sent_at <= self._last_decrease
+            if sent_at is not None
+            else now - self._last_decrease < self.decrease_cooldown
+        )
+        if stale:
+            return
+        new = max(self.floor, self.rate * self.decrease)
+        log.info(
+            "rate limited: pace %.3f -> %.3f requests/s",
+            self.rate,
+            new,
+            extra={"retry_after": retry_after},
+        )
+        self._requests.set_rate(new, now)
+        self._last_decrease = now
+        self._last_change = now
+        self.stats.decreases += 1
+
+    def succeeded(self) -> None:
+        """A request went through: after a calm period, climb back toward the ceiling."""
+        now = self.clock.monotonic()
+        if self.rate >= self.ceiling:
+            self._last_change = now
+            return
+        if now - self._last_change >= self.increase_period:
+            self._requests.set_rate(min(self.ceiling, self.rate + self.increase), now)
+            self._last_change = now
+            self.stats.increases += 1
+
+    def pace(self, stream: ByteStream) -> ByteStream:
+        """``stream`` whose chunks wait for byte budget before they are sent."""
+        if self._bytes is None:
+            return stream
+        return _PacedStream(stream, self)
+
+
+class _PacedStream:
+    """A ByteStream that asks the limiter for each chunk's bytes before handing it on."""
+
+    def __init__(self, inner: ByteStream, limiter: Limiter) -> None:
+        self.inner = inner
+        self.size = inner.size
+        self.limiter = limiter
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            await self.limiter.acquire_bytes(len(chunk))
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

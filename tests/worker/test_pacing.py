@@ -1,0 +1,232 @@
+"""The limiter: exact long-run rate, AIMD on 429s, Retry-After pauses, byte pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from ingest.errors import RateLimited
+from ingest.settings import load_settings
+from ingest.streams import BytesStream
+from ingest.worker.pacing import Limiter, TokenBucket
+from tests.worker.fakeclock import FakeClock
+
+
+class LateClock(FakeClock):
+    """A clock whose sleeps overshoot by up to ``late`` seconds, like a busy event loop."""
+
+    def __init__(self, late: float, seed: int = 1) -> None:
+        super().__init__()
+        self.late = late
+        self.rng = random.Random(seed)
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self.rng.uniform(0, self.late))
+
+
+async def test_long_run_rate_equals_the_ceiling_within_one_percent() -> None:
+    clock = FakeClock()
+    rate = 500 / 60 / 4  # ENTERPRISE budget over 4 workers
+    limiter = Limiter(rate, clock=clock)
+    start = clock.monotonic()
+    n = 2_000
+    for _ in range(n):
+        await limiter.acquire()
+    achieved = n / (clock.monotonic() - start)
+    assert achieved == pytest.approx(rate, rel=0.01)
+
+
+async def test_late_wakeups_do_not_drift_the_rate() -> None:
+    rate = 100 / 60
+    clock = LateClock(late=0.3 / rate)  # up to 30% of an interval late, every time
+    limiter = Limiter(rate, clock=clock)
+    start = clock.monotonic()
+    n = 1_000
+    for _ in range(n):
+        await limiter.acquire()
+    assert n / (clock.monotonic() - start) == pytest.approx(rate, rel=0.01)
+
+
+async def test_concurrent_tasks_share_one_rate_fairly() -> None:
+    clock = FakeClock()
+    rate = 5.0
+    limiter = Limiter(rate, clock=clock)
+    counts = [0] * 16
+    start = clock.monotonic()
+
+    async def task(i: int) -> None:
+        for _ in range(50):
+            await limiter.acquire()
+            counts[i] += 1
+
+    await asyncio.gather(*(task(i) for i in range(16)))
+    total = sum(counts)
+    assert total == 800
+    assert total / (clock.monotonic() - start) == pytest.approx(rate, rel=0.01)
+    assert limiter.stats.granted == 800
+
+
+async def test_burst_is_small_after_idle() -> None:
+    clock = FakeClock()
+    limiter = Limiter(1.0, clock=clock)
+    clock.advance(3600)  # an hour idle
+    t0 = clock.monotonic()
+    for _ in range(3):
+        await limiter.acquire()
+    # two at once (the burst), then one per second
+    assert clock.monotonic() - t0 == pytest.approx(1.0)
+
+
+async def test_first_request_is_immediate_and_no_startup_burst() -> None:
+    clock = FakeClock()
+    limiter = Limiter(2.0, clock=clock)
+    t0 = clock.monotonic()
+    await limiter.acquire()
+    assert clock.monotonic() == t0
+    await limiter.acquire()
+    assert clock.monotonic() - t0 == pytest.approx(0.5)
+
+
+async def test_429_halves_the_rate_once_per_burst_and_respects_the_floor() -> None:
+    clock = FakeClock()
+    limiter = Limiter(10.0, floor=2.0, clock=clock)
+    sent = [await limiter.acquire() for _ in range(4)]
+    limiter.throttled(sent_at=sent[0])
+    assert limiter.rate == pytest.approx(5.0)
+    # the other 429s of the same burst were sent before the decrease: no further cut
+    for t in sent[1:]:
+        limiter.throttled(sent_at=t)
+    assert limiter.rate == pytest.approx(5.0)
+    assert limiter.stats.throttled == 4
+    assert limiter.stats.decreases == 1
+    # a 429 for a request sent after the cut means the new pace is still too fast
+    t = await limiter.acquire()
+    limiter.throttled(sent_at=t)
+    assert limiter.rate == pytest.approx(2.5)
+    t = await limiter.acquire()
+    limiter.throttled(sent_at=t)
+    assert limiter.rate == pytest.approx(2.0)  # the floor
+
+
+async def test_429_without_send_time_uses_a_cooldown() -> None:
+    clock = FakeClock()
+    limiter = Limiter(8.0, decrease_cooldown=1.0, clock=clock)
+    limiter.throttled()
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(4.0)
+    clock.advance(1.5)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(2.0)
+
+
+async def test_successes_climb_back_additively_to_the_ceiling_not_above() -> None:
+    clock = FakeClock()
+    limiter = Limiter(10.0, increase=1.0, increase_period=2.0, clock=clock)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(5.0)
+    limiter.succeeded()  # too soon after the cut
+    assert limiter.rate == pytest.approx(5.0)
+    rates = []
+    for _ in range(8):
+        clock.advance(2.0)
+        limiter.succeeded()
+        rates.append(limiter.rate)
+    assert rates == pytest.approx([6.0, 7.0, 8.0, 9.0, 10.0, 10.0, 10.0, 10.0])
+    assert limiter.stats.increases == 5
+
+
+async def test_retry_after_pauses_every_task_until_then() -> None:
+    clock = FakeClock()
+    limiter = Limiter(100.0, clock=clock)
+    await limiter.acquire()
+    limiter.throttled(retry_after=7.0)
+    assert limiter.not_before == pytest.approx(clock.monotonic() + 7.0)
+    t0 = clock.monotonic()
+    grants = await asyncio.gather(*(limiter.acquire() for _ in range(5)))
+    assert min(grants) >= t0 + 7.0
+    assert limiter.stats.pauses == 1
+    # a shorter Retry-After does not shorten a pause already decided
+    limiter.throttled(retry_after=10.0)
+    limiter.throttled(retry_after=1.0)
+    assert limiter.not_before == pytest.approx(clock.monotonic() + 10.0)
+
+
+async def test_request_context_reports_429_and_success() -> None:
+    clock = FakeClock()
+    limiter = Limiter(4.0, clock=clock)
+    with pytest.raises(RateLimited):
+        async with limiter.request():
+            raise RateLimited("slow down", retry_after=3.0, status=429)
+    assert limiter.stats.throttled == 1
+    assert limiter.rate == pytest.approx(2.0)
+    assert limiter.not_before == pytest.approx(clock.monotonic() + 3.0)
+    async with limiter.request() as permit:
+        assert permit.granted_at >= limiter.not_before
+    # other errors are neither 429s nor successes
+    with pytest.raises(ValueError, match="boom"):
+        async with limiter.request():
+            raise ValueError("boom")
+    assert limiter.stats.throttled == 1
+
+
+async def test_bytes_per_second_paces_bodies_with_debt_for_big_ones() -> None:
+    clock = FakeClock()
+    limiter = Limiter(1000.0, bytes_per_second=1000.0, clock=clock)
+    t0 = clock.monotonic()
+    await limiter.acquire(5000)  # bigger than the burst: goes now, leaves a debt
+    assert clock.monotonic() == t0
+    await limiter.acquire(500)  # waits for the debt (4000) and its own 500
+    assert clock.monotonic() - t0 == pytest.approx(4.5, rel=1e-6)
+    assert limiter.stats.granted_bytes == 5500
+
+
+async def test_pace_wraps_a_stream_chunk_by_chunk() -> None:
+    clock = FakeClock()
+    limiter = Limiter(1000.0, bytes_per_second=1024.0, clock=clock)
+    data = bytes(range(256)) * 40  # 10 KiB in 1 KiB chunks
+    paced = limiter.pace(BytesStream(data, chunk_size=1024))
+    assert paced.size == len(data)
+    t0 = clock.monotonic()
+    out = b"".join([chunk async for chunk in paced])
+    await paced.aclose()
+    assert out == data
+    assert clock.monotonic() - t0 == pytest.approx(9.0, rel=1e-6)  # first KiB is the burst
+    unlimited = Limiter(1.0, clock=clock)
+    stream = BytesStream(b"x")
+    assert unlimited.pace(stream) is stream
+
+
+async def test_a_cancelled_waiter_takes_no_slot() -> None:
+    clock = FakeClock()
+    limiter = Limiter(1.0, clock=clock)
+    await limiter.acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    t0 = clock.monotonic()
+    await limiter.acquire()
+    assert clock.monotonic() - t0 <= 1.0
+    assert limiter.stats.granted == 2
+
+
+def test_share_of_the_run_budget_from_settings() -> None:
+    settings = load_settings(api={"tier": "ENTERPRISE"}, worker={"parallel_workers": 4})
+    limiter = Limiter.from_settings(settings, clock=FakeClock())
+    assert limiter.ceiling == pytest.approx(500 / 4 / 60)
+    settings = load_settings(worker={"requests_per_minute": 60, "bytes_per_second": 1e6})
+    limiter = Limiter.from_settings(settings, clock=FakeClock())
+    assert limiter.ceiling == pytest.approx(1.0)
+    assert limiter.pace(BytesStream(b"abc")) is not None
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Limiter(0)
+    with pytest.raises(ValueError, match="decrease"):
+        Limiter(1.0, decrease=1.5)
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(1.0, 0, now=0.0)
