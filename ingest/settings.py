@@ -121,8 +121,12 @@ class FilterSettings(_Group):
     exclude: list[str] = Field(
         default_factory=list, description="Glob patterns that drop a key (any of them)."
     )
-    min_size: int | None = Field(None, ge=0, description="Drop objects smaller (bytes).")
-    max_size: int | None = Field(None, ge=0, description="Drop objects larger (bytes).")
+    min_size: int | str | None = Field(
+        None, description="Drop objects smaller: bytes or a size like 10KB, 5MiB."
+    )
+    max_size: int | str | None = Field(
+        None, description="Drop objects larger: bytes or a size like 100MB, 1GiB."
+    )
     modified_after: str | None = Field(
         None, description="ISO 8601 timestamp: drop objects last modified before it."
     )
