@@ -29,7 +29,7 @@ def human_bytes(n: float) -> str:
 def human_duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

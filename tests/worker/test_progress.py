@@ -65,7 +65,7 @@ async def test_the_window_follows_the_current_pace() -> None:
     for k in range(6):  # ... then 1 object/s
         finish(acct, 1000 + k * 5, 5, size=0)
         clock.advance(5)
-        text, fields = progress.line(acct.snapshot())
+        _, fields = progress.line(acct.snapshot())
     assert fields["objects_per_second"] == pytest.approx(1.0)
 
 
