@@ -1,12 +1,9 @@
 """AionClient: one async method per endpoint of the Uploads API, typed answers.
 
-Every call goes through :meth:`AionClient._send`, the single edge where HTTP becomes the
-project's vocabulary: a fresh ``X-Request-ID`` per attempt, the ``Authorization`` header
-added per request (never a client default, so it cannot follow a presigned URL to S3),
-transport failures and error answers classified by ``api.errors``, retries by
-``api.retry.RetryPolicy``. Uploads take :class:`~ingest.api.files.FileSpec` so each
-attempt re-opens the bytes. A file the API refuses inside a stream-batch is data in the
-answer (``rejections``, ``immediate_results[].error``), not an exception.
+Requests, retries and error classification live in ``api.edge``. Uploads take
+:class:`~ingest.api.files.FileSpec` so each attempt re-opens the bytes. A file the API
+refuses inside a stream-batch is data in the answer (``rejections``,
+``immediate_results[].error``), not an exception.
 
 Usage::
 
@@ -17,24 +14,13 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import re
-import time
 import urllib.parse
-import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-import aiohttp
-import httpx
-import pydantic
-
-from ingest.api.errors import ApiErrorInfo, classify, parse_error_body, parse_retry_after
+from ingest.api.edge import ApiEdge
 from ingest.api.files import FileBody, FileSpec
 from ingest.api.models import (
-    ApiModel,
     BatchPresignedUrl,
     BatchStatusSummaryResponse,
     BatchUploadConfirmRequest,
@@ -61,25 +47,6 @@ from ingest.api.models import (
     UserFile,
 )
 from ingest.api.multipart import MultipartBody
-from ingest.api.retry import RetryPolicy
-from ingest.api.transport import build_http_client, describe_transport_error
-from ingest.errors import ConfigError, IngestError, ItemRejected, RetryableError
-from ingest.logs import redact_url, register_secret
-from ingest.settings import ApiSettings
-
-M = TypeVar("M", bound=ApiModel)
-log = logging.getLogger("ingest.api")
-
-Body = MultipartBody | FileBody
-
-# Network failures an engine may raise as its own types (httpx-aiohttp maps most of
-# aiohttp's to httpx's, not all): all of them mean "try again".
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    httpx.TransportError,
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    ConnectionError,
-)
 
 
 def _bool(value: bool) -> str:
@@ -91,155 +58,8 @@ def _segment(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
-class AionClient:
-    """The Uploads API, one method per endpoint. Use as ``async with``; share one per process.
-
-    ``transport`` replaces the HTTP engine (tests); ``policy`` the retry policy (tests pass
-    one with a fake ``sleep``/``clock``).
-    """
-
-    def __init__(
-        self,
-        settings: ApiSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> None:
-        if settings.key is None or not settings.key.get_secret_value():
-            raise ConfigError(
-                "no API key: set AIONVISION_API_KEY (or INGEST_API__KEY) to your Aionvision key"
-            )
-        self._key = settings.key.get_secret_value()
-        register_secret(self._key)
-        self.base_url = settings.base_url.rstrip("/")
-        self.policy = policy or RetryPolicy.from_settings(settings)
-        self._http = build_http_client(settings, transport=transport)
-
-    def __repr__(self) -> str:
-        return f"AionClient(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> AionClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
-
-    # --- the edge ---------------------------------------------------------------------
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        model: type[M],
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: pydantic.BaseModel | None = None,
-        body: MultipartBody | None = None,
-    ) -> M:
-        """Call ``path`` with retries and return its answer as ``model``."""
-        url = self.base_url + path
-
-        async def attempt(n: int) -> M:
-            request_id = uuid.uuid4().hex
-            headers = {
-                "Authorization": f"Bearer {self._key}",
-                "X-Request-ID": request_id,
-                "Accept": "application/json",
-            }
-            content: Any = None
-            if json_body is not None:
-                headers["Content-Type"] = "application/json"
-                content = json_body.model_dump_json(exclude_none=True).encode()
-            elif body is not None:
-                headers.update(body.headers())
-                content = body
-            response = await self._exchange(
-                method,
-                url,
-                path,
-                request_id,
-                headers=headers,
-                params=params,
-                content=content,
-                body=body,
-            )
-            if response.status_code >= 400:
-                raise self._error(response, path, request_id)
-            try:
-                result = model.model_validate_json(response.content)
-            except pydantic.ValidationError as exc:
-                raise RetryableError(
-                    f"unexpected answer from {path} (HTTP {response.status_code}): "
-                    f"{exc.error_count()} field(s) do not match the API's documented shape",
-                    request_id=request_id,
-                ) from None
-            result._attempts = n
-            return result
-
-        return await self.policy.run(attempt, what=f"{method} {path}")
-
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        shown: str,
-        request_id: str,
-        *,
-        headers: dict[str, str],
-        params: Mapping[str, Any] | None = None,
-        content: Any = None,
-        body: Body | None = None,
-    ) -> httpx.Response:
-        """One HTTP round trip; network failures become :class:`RetryableError`.
-
-        ``shown`` is how the target appears in messages (a path, or a redacted URL).
-        """
-        started = time.monotonic()
-        try:
-            response = await self._http.request(
-                method, url, params=params, content=content, headers=headers
-            )
-        except _NETWORK_ERRORS as exc:
-            if body is not None and body.error is not None:
-                raise body.error from None  # the source failed, not the network
-            raise RetryableError(
-                f"{describe_transport_error(exc)} at {shown}; retrying", request_id=request_id
-            ) from None
-        except Exception:
-            if body is not None and body.error is not None:
-                raise body.error from None
-            raise
-        log.debug(
-            "%s %s -> %d in %.0f ms",
-            method,
-            shown,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-            extra={"request_id": request_id},
-        )
-        return response
-
-    def _error(self, response: httpx.Response, path: str, request_id: str) -> IngestError:
-        info = parse_error_body(response.content, response.headers.get("content-type"))
-        retry_after = parse_retry_after(response.headers.get("retry-after"), self.policy.clock())
-        error = classify(
-            response.status_code,
-            info,
-            endpoint=path,
-            request_id=request_id,
-            retry_after=retry_after,
-        )
-        log.debug("error from %s: %s", path, error, extra={"request_id": request_id})
-        return error
+class AionClient(ApiEdge):
+    """The Uploads API, one method per endpoint. Use as ``async with``; share one per process."""
 
     # --- streaming uploads --------------------------------------------------------------
 
@@ -350,28 +170,11 @@ class AionClient:
         Network trouble and 5xx are retried; another refusal (an expired or altered URL)
         raises :class:`ItemRejected`: the run goes on, a later run retries the item.
         """
-        shown = redact_url(target.upload_url)
-        body = FileBody(file)
-
-        async def attempt(n: int) -> int:
-            request_id = uuid.uuid4().hex
-            headers = dict(target.upload_headers or {})
-            headers.setdefault("Content-Type", file.content_type)
-            headers["Content-Length"] = str(body.content_length)
-            response = await self._exchange(
-                target.upload_method or "PUT",
-                target.upload_url,
-                shown,
-                request_id,
-                headers=headers,
-                content=body,
-                body=body,
-            )
-            if response.status_code >= 400:
-                raise _storage_error(response, shown, request_id)
-            return response.status_code
-
-        return await self.policy.run(attempt, what=f"PUT {shown}")
+        headers = dict(target.upload_headers or {})
+        headers.setdefault("Content-Type", file.content_type)
+        return await self._put(
+            target.upload_method or "PUT", target.upload_url, headers, FileBody(file)
+        )
 
     async def confirm_upload(
         self,
@@ -544,25 +347,3 @@ class AionClient:
             offset += len(page.files)
             if not page.has_more or not page.files:
                 return
-
-
-_XML_TAG = re.compile(r"<(Code|Message)>([^<]{0,200})</\1>")
-
-
-def _storage_error(response: httpx.Response, shown: str, request_id: str) -> IngestError:
-    """The object store's refusal of a presigned PUT (S3 answers in XML)."""
-    found = dict(_XML_TAG.findall(response.text[:4000]))
-    status = response.status_code
-    said = f": {found['Code']}" if "Code" in found else ""
-    if "Message" in found:
-        said += f" ({found['Message']})"
-    if status in {408, 429} or status >= 500:
-        info = ApiErrorInfo(code=found.get("Code"), message=found.get("Message"))
-        return classify(status, info, endpoint=f"PUT {shown}", request_id=request_id)
-    return ItemRejected(
-        f"the storage refused the upload to {shown}{said}; the presigned URL may have "
-        "expired: the item fails now and a rerun uploads it",
-        status=status,
-        code=found.get("Code"),
-        request_id=request_id,
-    )
