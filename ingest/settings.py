@@ -138,6 +138,27 @@ class FilterSettings(_Group):
     )
 
 
+class StoreSettings(_Group):
+    """How to reach the state store (its URI is INGEST_STATE)."""
+
+    endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint of an s3:// state store. Default: the source's endpoint, "
+        "then AWS_ENDPOINT_URL or AWS.",
+    )
+    region: str | None = Field(None, description="S3 region of the state store.")
+    verify_conditional_writes: bool = Field(
+        True,
+        description="At start, prove the store refuses a second create-if-absent "
+        "(some S3-compatible servers ignore If-None-Match).",
+    )
+    lock_stale_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Folder store: a lock file older than this is a crashed writer's; removed.",
+    )
+
+
 class PlanSettings(_Group):
     """How to cut the listing into shards."""
 
@@ -231,6 +252,7 @@ class Settings(BaseSettings):
     filters: FilterSettings = Field(
         default_factory=FilterSettings, description=FilterSettings.__doc__
     )
+    store: StoreSettings = Field(default_factory=StoreSettings, description=StoreSettings.__doc__)
     plan: PlanSettings = Field(default_factory=PlanSettings, description=PlanSettings.__doc__)
     worker: WorkerSettings = Field(
         default_factory=WorkerSettings, description=WorkerSettings.__doc__
