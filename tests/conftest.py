@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.s3",
+    "tests.fixtures.sandbox",
 ]
