@@ -200,7 +200,7 @@ class ApiEdge:
             if body is not None and body.error is not None:
                 raise body.error from None  # the source failed, not the network
             raise RetryableError(
-                f"{describe_transport_error(exc)} at {shown}; retrying", request_id=request_id
+                f"{describe_transport_error(exc)} at {shown}", request_id=request_id
             ) from None
         except Exception:
             if body is not None and body.error is not None:

@@ -160,13 +160,13 @@ def classify(
         )
     if status == 429:
         return RateLimited(
-            f"rate limited at {endpoint}{said}; waiting and retrying",
+            f"rate limited at {endpoint}{said}",
             retry_after=retry_after,
             **kw,
         )
     if status in RETRYABLE_STATUSES or status >= 500:
         return RetryableError(
-            f"server error at {endpoint}{said}; retrying with backoff",
+            f"server error at {endpoint}{said}",
             retry_after=retry_after,
             **kw,
         )

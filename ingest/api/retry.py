@@ -94,9 +94,9 @@ class RetryPolicy:
                 result = await call(attempt)
             except RetryableError as exc:
                 if attempt >= self.max_attempts or self.budget_left <= 0:
-                    why = "attempts" if attempt >= self.max_attempts else "retry budget"
+                    why = "attempt limit" if attempt >= self.max_attempts else "retry budget spent"
                     log.warning(
-                        "giving up on %s after %d attempts (%s spent): %s", what, attempt, why, exc
+                        "giving up on %s after %d attempts (%s): %s", what, attempt, why, exc
                     )
                     exc.attempts = attempt  # type: ignore[attr-defined]
                     raise
