@@ -223,6 +223,58 @@ class WorkerSettings(_Group):
     )
 
 
+class KubernetesSettings(_Group):
+    """How the coordinator runs the workers as a Kubernetes Indexed Job."""
+
+    namespace: str | None = Field(
+        None, description="Namespace of the worker Job. Default: the coordinator pod's own."
+    )
+    kubeconfig: str | None = Field(
+        None,
+        description="Kubeconfig file used outside a cluster. Default: in-cluster config, "
+        "then KUBECONFIG or ~/.kube/config.",
+    )
+    image: str | None = Field(
+        None, description="Worker image. Default: the coordinator pod's image (read via the API)."
+    )
+    service_account: str | None = Field(
+        None, description="Worker service account. Default: the coordinator pod's."
+    )
+    parallelism: int = Field(4, ge=1, description="Worker pods running at once.")
+    backoff_limit_per_index: int = Field(
+        3, ge=0, description="Retries of one index (exit 1 or a crash) before it is failed."
+    )
+    max_failed_indexes: int | None = Field(
+        None, ge=0, description="Stop the whole Job once more indexes failed. Default: no limit."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        7 * 24 * 3600, ge=0, description="Seconds a finished worker Job is kept before deletion."
+    )
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, description="Seconds the worker Job may run in all. Default: no deadline."
+    )
+    resources: dict[str, Any] | None = Field(
+        None, description="Worker container resources (JSON). Default: the coordinator's."
+    )
+    node_selector: dict[str, str] | None = Field(
+        None, description="Worker pods' nodeSelector (JSON). Default: the coordinator's."
+    )
+    tolerations: list[dict[str, Any]] | None = Field(
+        None, description="Worker pods' tolerations (JSON). Default: the coordinator's."
+    )
+    job_name_prefix: str = Field(
+        "aion-ingest",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$",
+        description="Worker Job names are this prefix, the run id and, when needed, a hash.",
+    )
+    watch_seconds: int = Field(
+        300, ge=1, description="Server-side timeout of one watch call; then it is resumed."
+    )
+    progress_seconds: float = Field(
+        30.0, gt=0, description="Log the run's progress (from the state store) this often."
+    )
+
+
 class LogSettings(_Group):
     """Logging."""
 
@@ -256,6 +308,9 @@ class Settings(BaseSettings):
     plan: PlanSettings = Field(default_factory=PlanSettings, description=PlanSettings.__doc__)
     worker: WorkerSettings = Field(
         default_factory=WorkerSettings, description=WorkerSettings.__doc__
+    )
+    kubernetes: KubernetesSettings = Field(
+        default_factory=KubernetesSettings, description=KubernetesSettings.__doc__
     )
     log: LogSettings = Field(default_factory=LogSettings, description=LogSettings.__doc__)
 

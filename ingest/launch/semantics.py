@@ -91,6 +91,7 @@ class VerdictKind(enum.StrEnum):
     FAILED_BY_POLICY = "PodFailurePolicy"  # a FailJob rule matched (exit 2 or 3)
     DEADLINE_EXCEEDED = "DeadlineExceeded"  # activeDeadlineSeconds ran out
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"  # the Job-wide backoffLimit (not set by us)
+    FAILED = "Failed"  # any other reason Kubernetes may give a failed Job
 
     @property
     def exit_code(self) -> ExitCode:

@@ -46,6 +46,7 @@ def test_policy_table(code: int, disrupted: bool, action: PolicyAction) -> None:
         (VerdictKind.MAX_FAILED_INDEXES, ExitCode.TRANSIENT),
         (VerdictKind.DEADLINE_EXCEEDED, ExitCode.TRANSIENT),
         (VerdictKind.BACKOFF_LIMIT_EXCEEDED, ExitCode.TRANSIENT),
+        (VerdictKind.FAILED, ExitCode.TRANSIENT),
         (VerdictKind.FAILED_BY_POLICY, ExitCode.FATAL),
     ],
 )

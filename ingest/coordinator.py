@@ -1,0 +1,126 @@
+"""The coordinator: plan → launch the worker Job → watch it → report → exit code.
+
+It runs as the chart's coordinator Job (or on a laptop with a kubeconfig). Restarting it
+is safe at every step: the plan is written once (the planner reads ``run.json`` back when
+it exists), the worker Job is found by its run-id label before anything is created, and
+the watch simply starts again. The run id defaults to the coordinator's own Job name,
+which stays the same across pod restarts and differs for each CronJob run.
+
+The plan, report and progress steps are passed in (``ingest.plan``, ``ingest.report``
+and the state store own them), so this module only sequences them and owns no I/O of
+its own besides the launcher's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ingest.errors import ConfigError
+from ingest.launch.jobspec import CoordinatorPodInfo, Manifest, progress_line
+from ingest.launch.semantics import Verdict, format_indexes
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PlanStep = Callable[[str], Awaitable[int]]
+"""Plan run ``run_id`` (or read back its finished plan); the number of shards."""
+ReportStep = Callable[[str, Verdict], Awaitable[str | None]]
+"""Merge the run's results given the Job's verdict; where the report is (URI), if any."""
+ProgressStep = Callable[[str], Awaitable[str]]
+"""One line on the run's progress, read from the state store."""
+Observer = Callable[[Manifest], None]
+
+
+class Launcher(Protocol):
+    """What the coordinator needs from a launcher (Kubernetes; the local one may follow)."""
+
+    async def pod_info(self, env: dict[str, str] | None = None) -> CoordinatorPodInfo: ...
+
+    async def find(self, namespace: str, run_id: str) -> Manifest | None: ...
+
+    async def create(
+        self, info: CoordinatorPodInfo, *, run_id: str, state_uri: str, shards: int
+    ) -> Manifest: ...
+
+    async def wait(self, job: Manifest, on_change: Observer | None = None) -> Verdict: ...
+
+
+async def coordinate(
+    settings: Settings,
+    *,
+    plan: PlanStep,
+    report: ReportStep,
+    run_id: str | None = None,
+    progress: ProgressStep | None = None,
+    launcher: Launcher | None = None,
+    env: dict[str, str] | None = None,
+    observer: Observer | None = None,
+) -> int:
+    """Run one ingestion to its end on Kubernetes; the process exit code (0, 1 or 3).
+
+    ``observer`` sees every new state of the worker Job (tests drive lifecycles with it).
+    """
+    if not settings.state:
+        raise ConfigError("no state store: set INGEST_STATE (s3://bucket/prefix or file:///path)")
+    if launcher is None:
+        from ingest.launch.kubernetes import Clients, KubernetesLauncher
+
+        launcher = KubernetesLauncher(Clients.connect(settings.kubernetes), settings.kubernetes)
+    info = await launcher.pod_info(env)
+    run_id = run_id or (info.owner.name if info.owner else None)
+    if not run_id:
+        raise ConfigError(
+            "no run id: pass --run-id, or run the coordinator as a Kubernetes Job "
+            "(the chart does), whose name becomes the run id"
+        )
+    namespace = info.namespace or "default"
+    job = await launcher.find(namespace, run_id)
+    if job is not None:
+        log.info("run %s: found its worker Job %s; watching it", run_id, job["metadata"]["name"])
+    else:
+        shards = await plan(run_id)
+        job = await launcher.create(info, run_id=run_id, state_uri=settings.state, shards=shards)
+
+    def on_change(state: Manifest) -> None:
+        log.info("run %s: %s", run_id, progress_line(state))
+        if observer is not None:
+            observer(state)
+
+    ticker = None
+    if progress is not None:
+        ticker = asyncio.create_task(
+            _log_progress(run_id, progress, settings.kubernetes.progress_seconds),
+            name=f"progress:{run_id}",
+        )
+    try:
+        verdict = await launcher.wait(job, on_change)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+    log.info("run %s: worker Job ended: %s", run_id, verdict.describe())
+    where = await report(run_id, verdict)
+    if verdict.failed:
+        log.warning(
+            "run %s: indexes %s failed; rerun to retry them from their checkpoints",
+            run_id,
+            format_indexes(verdict.failed),
+        )
+    if where:
+        log.info("run %s: report at %s", run_id, where)
+    return int(verdict.exit_code)
+
+
+async def _log_progress(run_id: str, progress: ProgressStep, every: float) -> None:
+    """Log the state store's view of the run every ``every`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            log.info("run %s: %s", run_id, await progress(run_id))
+        except Exception as exc:  # progress is a nicety; the watch decides the outcome
+            log.warning("run %s: progress unavailable (%s)", run_id, exc)
