@@ -1,0 +1,276 @@
+"""The planner: listing → filters → balanced shards → state store, then run.json last.
+
+Two passes over a local spool keep memory flat however long the listing
+(:mod:`ingest.planning.spool`): pass 1 streams the filtered listing to disk while counting;
+then ``quota-check`` is asked, before anything is written; pass 2 reads the spool and
+writes the shards one at a time (:mod:`ingest.planning.balance` says where each item
+goes). ``run.json`` is created last with create-if-absent, so its presence means the plan
+is complete; shards without it are a half plan, which the next attempt redoes (the same
+listing gives byte-identical shards) and completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ingest.errors import FatalError, StateConflict
+from ingest.items import Item
+from ingest.planning.balance import Cost, Cutter, shard_count
+from ingest.planning.model import QuotaCheck, RunPlan, quota_to_json
+from ingest.planning.runid import check_run_id, new_run_id
+from ingest.planning.spool import SpoolStats, SpoolWriter, gzip_compressor, read_spool
+from ingest.settings import Settings
+from ingest.state.base import RunLayout, StateStore
+
+log = logging.getLogger(__name__)
+
+Status = Literal["planned", "completed", "existing", "dry_run"]
+_PROGRESS_EVERY = 100_000
+
+
+class ItemFilter(Protocol):
+    """Why an item is dropped (a reason string), or None to keep it."""
+
+    def reason(self, item: Item) -> str | None: ...
+
+
+@dataclasses.dataclass
+class PlanOutcome:
+    """The plan and what planning did: ``planned`` (new), ``completed`` (a half plan was
+    redone), ``existing`` (run.json was already there: nothing changed), ``dry_run``."""
+
+    plan: RunPlan
+    status: Status
+    state_uri: str | None = None
+
+
+async def make_plan(
+    items: AsyncIterator[Item],
+    *,
+    settings: Settings,
+    source_uri: str,
+    store: StateStore | None = None,
+    run_id: str | None = None,
+    item_filter: ItemFilter | None = None,
+    filters_description: dict[str, Any] | None = None,
+    quota_check: QuotaCheck | None = None,
+    skipped_records: Callable[[], int] | None = None,
+    dry_run: bool = False,
+) -> PlanOutcome:
+    """Plan ``items`` into run ``run_id`` (a new id when None) in ``store``.
+
+    ``store`` may be None only for a dry run. Raises FatalError when quota-check says the
+    run cannot proceed (unless ``plan.ignore_quota``), ConfigError for a bad run id.
+    """
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    layout = RunLayout(run_id)
+    if store is None and not dry_run:
+        raise ValueError("a store is needed unless dry_run")
+    if store is not None:
+        existing = await store.get(layout.run_json)
+        if existing is not None:
+            plan = RunPlan.decode(existing.data, f"{store.uri} {layout.run_json}")
+            return PlanOutcome(plan, "existing", store.uri)
+
+    cost = Cost.from_settings(settings.plan)
+    with tempfile.TemporaryDirectory(prefix="aion-plan-") as tmp:
+        spool = Path(tmp) / "spool.jsonl.gz"
+        stats, filtered = await _spool_listing(items, item_filter, spool, cost)
+        quota = await _ask_quota(quota_check, stats.items, settings)
+        n = shard_count(stats.items, stats.bytes, stats.half_max_cost, cost, settings.plan.shards)
+        plan = RunPlan(
+            run_id=run_id,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            source=source_uri,
+            filters=filters_description or {},
+            settings_digest=settings_digest(settings),
+            shard_items=[],
+            shard_bytes=[],
+            shard_etags=[],
+            items=stats.items,
+            bytes=stats.bytes,
+            listed=stats.items + sum(filtered.values()),
+            filtered=dict(sorted(filtered.items())),
+            skipped_records=skipped_records() if skipped_records else 0,
+            histogram=stats.histogram_dict(),
+            quota=quota,
+            item_cost_bytes=cost.per_item,
+        )
+        if dry_run or store is None:
+            await _write_shards(plan, spool, stats, n, cost, None, layout)
+            return PlanOutcome(plan, "dry_run", store.uri if store else None)
+        stale = [p async for p in store.list(f"{layout.root}/shards/")]
+        if stale:
+            log.warning(
+                "run %s has shards but no run.json (an interrupted plan): redoing it", run_id
+            )
+        written = await _write_shards(plan, spool, stats, n, cost, store, layout)
+        for path in sorted(set(stale) - written):  # left over from a plan with more shards
+            await store.delete(path)
+    try:
+        await store.create(layout.run_json, plan.encode())
+    except StateConflict:
+        # Another planner of this run id finished first; its run.json rules. Our shards,
+        # if they differ, no longer match its recorded ETags, which readers check.
+        blob = await store.get(layout.run_json)
+        if blob is None:
+            raise
+        log.warning("run %s was planned concurrently by another planner; using its plan", run_id)
+        return PlanOutcome(RunPlan.decode(blob.data, layout.run_json), "existing", store.uri)
+    return PlanOutcome(plan, "completed" if stale else "planned", store.uri)
+
+
+def settings_digest(settings: Settings) -> str:
+    """SHA-256 of the settings that shape a plan (source, filters, plan; never secrets)."""
+    shaping = {
+        "source": settings.source.model_dump(mode="json"),
+        "filters": settings.filters.model_dump(mode="json"),
+        "plan": settings.plan.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
+
+
+async def _spool_listing(
+    items: AsyncIterator[Item], item_filter: ItemFilter | None, spool: Path, cost: Cost
+) -> tuple[SpoolStats, Counter[str]]:
+    """Pass 1: the filtered listing into the spool; what was kept and what was dropped."""
+    writer = SpoolWriter(spool, cost.per_item, cost.allowance)
+    filtered: Counter[str] = Counter()
+    seen = 0
+    try:
+        async for item in items:
+            seen += 1
+            if seen % _PROGRESS_EVERY == 0:
+                log.info("listed %d objects", seen)
+            why = item_filter.reason(item) if item_filter is not None else None
+            if why is not None:
+                filtered[why] += 1
+            else:
+                writer.add(item)
+    finally:
+        writer.close()
+    return writer.stats, filtered
+
+
+async def _ask_quota(
+    quota_check: QuotaCheck | None, count: int, settings: Settings
+) -> dict[str, Any] | None:
+    """The quota answer for ``count`` files; FatalError when the API says no."""
+    if quota_check is None or count == 0:
+        return None
+    answer = await quota_check(count)
+    if not answer.can_proceed and not settings.plan.ignore_quota:
+        said = answer.message or f"only {answer.available} uploads are available"
+        raise FatalError(
+            f"quota-check refused {count} files: {said} "
+            "(raise the plan's limit, filter fewer files, or plan with --ignore-quota)"
+        )
+    return quota_to_json(answer)
+
+
+async def _write_shards(
+    plan: RunPlan,
+    spool: Path,
+    stats: SpoolStats,
+    n: int,
+    cost: Cost,
+    store: StateStore | None,
+    layout: RunLayout,
+) -> set[str]:
+    """Pass 2: build each shard (in a thread) and store it; fills the plan's shard lists."""
+    total_cost = stats.bytes + stats.items * cost.per_item
+    bigs = await asyncio.to_thread(_find_bigs, spool, stats, n, total_cost, cost)
+    shards = _build_shards(spool, n, total_cost, bigs, cost)
+    written: set[str] = set()
+    while (shard := await asyncio.to_thread(next, shards, None)) is not None:
+        index, data, count, nbytes = shard
+        if store is not None:
+            etag = await store.put(layout.shard(index), data)
+            written.add(layout.shard(index))
+        else:
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        plan.shard_items.append(count)
+        plan.shard_bytes.append(nbytes)
+        plan.shard_etags.append(etag)
+    return written
+
+
+def _find_bigs(
+    spool: Path, stats: SpoolStats, n: int, total_cost: float, cost: Cost
+) -> dict[int, tuple[int, bytes]]:
+    """Items costing more than a mean shard, by spool position (fewer than n of them)."""
+    if n == 0 or stats.max_cost <= total_cost / n:
+        return {}  # the usual case: no extra read of the spool
+    threshold = total_cost / n
+    return {
+        i: (size, line)
+        for i, (size, line) in enumerate(read_spool(spool))
+        if cost.of(size) > threshold
+    }
+
+
+def _build_shards(
+    spool: Path, n: int, total_cost: float, bigs: dict[int, tuple[int, bytes]], cost: Cost
+) -> Iterator[tuple[int, bytes, int, int]]:
+    """(index, gzip bytes, items, bytes) of shards 0..n-1; a big item opens its shard."""
+    if n == 0:
+        return
+    big_list = list(bigs.values())
+    cutter = Cutter(total_cost, [cost.of(size) for size, _ in big_list], n)
+    shard = _ShardBuffer()
+    current = 0
+    if big_list:
+        shard.add(*big_list[0])
+    for position, (size, line) in enumerate(read_spool(spool)):
+        if position in bigs:
+            continue
+        target = cutter.shard_of(cost.of(size))
+        while current < target:
+            yield current, *shard.finish()
+            current += 1
+            shard = _ShardBuffer()
+            if current < len(big_list):
+                shard.add(*big_list[current])
+        shard.add(size, line)
+    while True:
+        yield current, *shard.finish()
+        current += 1
+        if current == n:
+            return
+        shard = _ShardBuffer()
+        if current < len(big_list):
+            shard.add(*big_list[current])
+
+
+class _ShardBuffer:
+    """One shard being written: compressed as it grows, so it costs its gzip size."""
+
+    def __init__(self) -> None:
+        self._zip = gzip_compressor()
+        self._parts: list[bytes] = []
+        self._pending: list[bytes] = []
+        self.items = 0
+        self.bytes = 0
+
+    def add(self, size: int, line: bytes) -> None:
+        self.items += 1
+        self.bytes += size
+        self._pending.append(line)
+        if len(self._pending) >= 4096:
+            self._parts.append(self._zip.compress(b"".join(self._pending)))
+            self._pending.clear()
+
+    def finish(self) -> tuple[bytes, int, int]:
+        self._parts.append(self._zip.compress(b"".join(self._pending)))
+        self._parts.append(self._zip.flush())
+        return b"".join(self._parts), self.items, self.bytes

@@ -1,0 +1,67 @@
+"""The human summary of a plan (``aion-ingest plan``), and its ``--json`` form."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from ingest.planning.model import RunPlan
+
+_HEADLINES = {
+    "planned": "planned",
+    "completed": "planned (an interrupted plan was redone and completed)",
+    "existing": "already planned: the existing plan, unchanged",
+    "dry_run": "dry run: nothing written",
+}
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _spread(values: list[int], fmt: Any = str) -> str:
+    if not values:
+        return "-"
+    return (
+        f"min {fmt(min(values))} / median {fmt(statistics.median_low(values))} / "
+        f"max {fmt(max(values))}"
+    )
+
+
+def render_text(plan: RunPlan, status: str, state_uri: str | None) -> str:
+    filtered = ", ".join(f"{k} {v:,}" for k, v in plan.filtered.items()) or "none"
+    sizes = " | ".join(f"{k} {v:,}" for k, v in plan.histogram.items())
+    lines = [
+        f"run {plan.run_id}: {_HEADLINES.get(status, status)}",
+        f"  source    {plan.source}",
+        f"  objects   {plan.items:,} planned ({human_bytes(plan.bytes)}) of {plan.listed:,} listed",
+        f"  filtered  {filtered}",
+        f"  sizes     {sizes}",
+        f"  shards    {plan.shards:,}: bytes {_spread(plan.shard_bytes, human_bytes)}",
+        f"            objects {_spread(plan.shard_items, lambda v: f'{v:,}')}",
+    ]
+    if plan.skipped_records:
+        lines.append(f"  skipped   {plan.skipped_records:,} unreadable source records")
+    lines.append(f"  quota     {_quota_line(plan.quota)}")
+    if state_uri and status != "dry_run":
+        lines.append(f"  state     {state_uri.rstrip('/')}/runs/{plan.run_id}/run.json")
+    return "\n".join(lines)
+
+
+def _quota_line(quota: dict[str, Any] | None) -> str:
+    if quota is None:
+        return "not checked"
+    verdict = "can proceed" if quota["can_proceed"] else "CANNOT proceed (ignored)"
+    limit = quota.get("monthly_limit")
+    available = quota.get("available")
+    room = "unlimited" if limit is None else f"{available:,} of {limit:,} left this month"
+    text = f"{verdict}: {quota.get('requested') or 0:,} requested, {room}"
+    return text + (f" ({quota['message']})" if quota.get("message") else "")
+
+
+def render_json(plan: RunPlan, status: str, state_uri: str | None) -> dict[str, Any]:
+    return {"status": status, "state": state_uri, **plan.to_json()}
