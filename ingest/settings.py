@@ -103,12 +103,20 @@ class SourceSettings(_Group):
         description="Ask S3 for each object's SHA-256 checksum (one extra request per object).",
     )
     list_concurrency: int = Field(8, ge=1, description="ListObjectsV2 calls in flight.")
+    max_attempts: int = Field(
+        5, ge=1, description="Attempts per S3 request, the first included (botocore's retries)."
+    )
     head_concurrency: int = Field(
         32, ge=1, description="HEAD requests in flight to fill a manifest's missing size/etag."
     )
     manifest_errors: Literal["fail", "skip"] = Field(
         "fail",
         description="A bad manifest line stops the plan (fail) or is counted and reported (skip).",
+    )
+    manifest_keys: Literal["url", "raw"] = Field(
+        "url",
+        description="Keys in CSV manifests are URL-encoded, as S3 Batch Operations wants "
+        "(url), or written as they are (raw). JSON Lines keys are always raw.",
     )
 
 

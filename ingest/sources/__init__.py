@@ -1,1 +1,78 @@
-"""Sources: where items come from (S3, manifests, local folders). See :mod:`.base`."""
+"""Sources: where items come from (S3, manifests, local folders). See :mod:`.base`.
+
+:func:`open_source` picks the source from the URI, by one rule:
+
+1. If the URI's last path part names a manifest, it is a manifest (in S3 or local):
+   ``*.csv`` / ``*.csv.gz`` (CSV, as S3 Batch Operations), ``*.jsonl`` / ``*.ndjson`` (+
+   ``.gz``) (JSON Lines), ``manifest.json`` (an S3 Inventory manifest).
+2. Otherwise ``s3://bucket/prefix`` lists that prefix.
+3. Otherwise (``file:///path`` or a plain path) it is a local folder.
+
+To list an S3 prefix whose last part looks like a manifest name, end it with ``/``
+(``s3://bucket/exports.csv/``).
+
+Every source has ``problems`` (:class:`~.records.Problems`): the lines or files it skipped,
+counted, with the first examples, for the plan and the report.
+"""
+
+from __future__ import annotations
+
+from ingest.settings import Settings
+from ingest.sources.base import Source
+from ingest.sources.filters import Filter, Reason, outcome_for, parse_size, parse_timestamp
+from ingest.sources.records import Problem, Problems
+
+_MANIFEST_SUFFIXES = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def manifest_kind(uri: str) -> str | None:
+    """``"csv"``, ``"jsonl"``, ``"inventory"``, or None when the URI names no manifest."""
+    name = uri.rstrip("?#").rsplit("/", 1)[-1].lower()
+    if name == "manifest.json":
+        return "inventory"
+    if name.endswith(".gz"):
+        name = name[: -len(".gz")]
+    for suffix, kind in _MANIFEST_SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def open_source(uri: str, settings: Settings) -> Source:
+    """The source a URI names (rule in the module docstring). Raises ConfigError for a
+    malformed URI or a missing local folder; S3 is not contacted until ``list``/``open``."""
+    from ingest.sources.local import LocalSource
+    from ingest.sources.manifest import ManifestSource
+    from ingest.sources.s3 import S3Source
+
+    kind = manifest_kind(uri)
+    if kind is not None:
+        return ManifestSource(uri, kind, settings)
+    if uri.startswith("s3://"):
+        return S3Source(uri, settings)
+    return LocalSource(uri)
+
+
+def problems_of(source: Source) -> Problems:
+    """What ``source`` skipped (an empty record for sources that skip nothing)."""
+    found = getattr(source, "problems", None)
+    return found if isinstance(found, Problems) else Problems()
+
+
+__all__ = [
+    "Filter",
+    "Problem",
+    "Problems",
+    "Reason",
+    "Source",
+    "manifest_kind",
+    "open_source",
+    "outcome_for",
+    "parse_size",
+    "parse_timestamp",
+    "problems_of",
+]

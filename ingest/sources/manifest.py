@@ -1,0 +1,197 @@
+"""Manifest source: the items a CSV, JSON Lines or S3 Inventory manifest names.
+
+The manifest may be in S3 or local; the objects it names are in S3 and are read from there.
+Formats and their rules are in :mod:`.manifest_formats`; this module adds:
+
+- **HEAD fill.** A row without size or ETag (or without a last-modified time when a time
+  filter is set) gets one HEAD request. HEADs run concurrently, at most
+  ``head_concurrency`` in flight, and items still come out in manifest order: rows wait in
+  a bounded look-ahead (``2 × head_concurrency``) until the HEADs before them are done.
+- **Bad rows.** A row that cannot become an item (bad cell, unknown object) is either a
+  ConfigError naming the file and line (``INGEST_SOURCE__MANIFEST_ERRORS=fail``, the
+  default) or is skipped and recorded in ``problems`` (``skip``): counted, with the first
+  examples kept for the report.
+
+The order is the manifest's own, so the same manifest always plans the same shards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from ingest.errors import ConfigError, SourceItemError
+from ingest.items import Item
+from ingest.settings import Settings
+from ingest.sources import manifest_formats as fmt
+from ingest.sources.local import path_from_uri
+from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
+from ingest.sources.s3client import S3Client
+from ingest.streams import ByteStream
+
+_Ahead = Item | asyncio.Task[Item | None]
+_Cells = list[str]  # (a module-level alias: inside the class, ``list`` is the method)
+
+
+class ManifestSource:
+    """Items named by a manifest file (``kind``: ``csv``, ``jsonl`` or ``inventory``)."""
+
+    def __init__(self, uri: str, kind: str, settings: Settings) -> None:
+        if kind not in ("csv", "jsonl", "inventory"):
+            raise ConfigError(f"unknown manifest kind {kind!r}; use csv, jsonl or inventory")
+        self.uri = uri
+        self.kind = kind
+        self.fail_fast = settings.source.manifest_errors == "fail"
+        self.url_keys = settings.source.manifest_keys == "url"
+        self.need_time = bool(settings.filters.modified_after or settings.filters.modified_before)
+        self.lookahead = 2 * settings.source.head_concurrency
+        self.checksums = settings.source.fetch_checksums  # ask the HEADs we do anyway
+        self.problems = Problems()
+        pool = max(settings.source.head_concurrency, settings.worker.concurrency) + 8
+        self.s3 = S3Client(settings.source, max_connections=pool)
+        if not uri.startswith("s3://") and not path_from_uri(uri).is_file():
+            raise ConfigError(f"manifest {uri!r} does not exist or is not a file; check the path")
+
+    # --- listing -----------------------------------------------------------------------
+
+    async def list(self) -> AsyncIterator[Item]:
+        ahead: collections.deque[_Ahead] = collections.deque()
+        try:
+            async with contextlib.aclosing(self._rows()) as rows:
+                async for where, item in rows:
+                    if self._incomplete(item):
+                        task = asyncio.create_task(self._fill(where, item), name="manifest-head")
+                        ahead.append(task)
+                    else:
+                        ahead.append(item)
+                    while ahead and (len(ahead) > self.lookahead or isinstance(ahead[0], Item)):
+                        if (done := await _settle(ahead.popleft())) is not None:
+                            yield done
+            while ahead:
+                if (done := await _settle(ahead.popleft())) is not None:
+                    yield done
+        finally:
+            tasks = [t for t in ahead if isinstance(t, asyncio.Task)]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _incomplete(self, item: Item) -> bool:
+        return (
+            item.size == fmt.UNKNOWN_SIZE
+            or item.etag is None
+            or (self.need_time and item.last_modified is None)
+        )
+
+    async def _fill(self, where: tuple[str, int], item: Item) -> Item | None:
+        """``item`` completed from a HEAD request; None when the object does not exist."""
+        assert item.bucket is not None  # rows without a bucket are BadRows
+        try:
+            head: dict[str, Any] = await self.s3.head(
+                item.bucket, item.key, checksum=self.checksums and item.sha256 is None
+            )
+        except SourceItemError as exc:
+            self._bad(where[0], fmt.BadRow(where[1], exc.message))
+            return None
+        sha = item.sha256
+        if sha is None and self.checksums:
+            try:
+                sha = sha256_hex(head.get("ChecksumSHA256"))
+            except ValueError:
+                sha = None
+        modified = head.get("LastModified")
+        return dataclasses.replace(
+            item,
+            size=item.size if item.size != fmt.UNKNOWN_SIZE else int(head["ContentLength"]),
+            etag=item.etag or strip_etag(head.get("ETag")),
+            last_modified=item.last_modified or (iso_utc(modified) if modified else None),
+            sha256=sha,
+        )
+
+    async def _rows(self) -> AsyncGenerator[tuple[tuple[str, int], Item]]:
+        """(file and line, item) for every good row; bad rows go to :meth:`_bad`."""
+        if self.kind == "inventory":
+            text = b"".join([c async for c in fmt.read_chunks(self.uri, self.s3)])
+            inventory = fmt.parse_inventory(self.uri, text)
+            for data in inventory.files:
+                async for line, cells in self._csv(data):
+                    self._check(data, line, row := inventory.row(line, cells))
+                    if isinstance(row, Item):
+                        yield (data, line), row
+            return
+        if self.kind == "jsonl":
+            lines = fmt.numbered_lines(fmt.read_chunks(self.uri, self.s3))
+            async for line, raw in lines:
+                fields = fmt.jsonl_row(line, raw)
+                if isinstance(fields, fmt.BadRow) or fields is None:
+                    self._check(self.uri, line, fields)
+                    continue
+                item = fmt.row_item(line, fields, url_keys=False)
+                self._check(self.uri, line, item)
+                if isinstance(item, Item):
+                    yield (self.uri, line), item
+            return
+        columns: list[str] = list(fmt.CSV_COLUMNS)
+        first = True
+        async for line, cells in self._csv(self.uri):
+            if first:
+                first = False
+                if (header := fmt.header_columns(cells)) is not None:
+                    columns = header
+                    continue
+            fields = fmt.named(line, columns, cells)
+            got = (
+                fields
+                if isinstance(fields, fmt.BadRow)
+                else fmt.row_item(line, fields, url_keys=self.url_keys)
+            )
+            self._check(self.uri, line, got)
+            if isinstance(got, Item):
+                yield (self.uri, line), got
+
+    async def _csv(self, location: str) -> AsyncIterator[tuple[int, _Cells]]:
+        records = fmt.csv_records(fmt.numbered_lines(fmt.read_chunks(location, self.s3)))
+        async for line, cells in records:
+            if isinstance(cells, fmt.BadRow):
+                self._bad(location, cells)
+            else:
+                yield line, cells
+
+    def _check(self, where: str, line: int, row: object) -> None:
+        if isinstance(row, fmt.BadRow):
+            self._bad(where, row)
+
+    def _bad(self, where: str, row: fmt.BadRow) -> None:
+        if self.fail_fast:
+            raise ConfigError(
+                f"{where} line {row.line}: {row.reason}; fix the line or set "
+                "INGEST_SOURCE__MANIFEST_ERRORS=skip to skip bad lines"
+            )
+        self.problems.add(where, row.line, row.reason)
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def open(self, item: Item) -> ByteStream:
+        if item.bucket is None:
+            raise SourceItemError(f"manifest item {item.key!r} has no bucket")
+        return await self.s3.get(item.bucket, item.key, etag=item.etag, version_id=item.version_id)
+
+    async def aclose(self) -> None:
+        await self.s3.aclose()
+
+    async def __aenter__(self) -> ManifestSource:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"ManifestSource({self.uri!r}, kind={self.kind!r})"
+
+
+async def _settle(entry: _Ahead) -> Item | None:
+    return entry if isinstance(entry, Item) else await entry

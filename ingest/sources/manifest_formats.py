@@ -1,0 +1,323 @@
+"""Reading manifest files: bytes (S3 or local, gzip or not) → numbered lines → rows → items.
+
+Everything streams: a manifest of ten million lines is read chunk by chunk and never held
+whole. Each row becomes an :class:`~ingest.items.Item` or a :class:`BadRow` that says why,
+with the line it started on; :mod:`.manifest` decides whether a bad row stops the plan.
+
+Formats (fields: ``bucket, key, size, etag, sha256, title, tags``):
+
+- **CSV**, as S3 Batch Operations manifests: no header, columns in that order, only bucket
+  and key required. An optional header row (first cell ``bucket``) names the columns
+  instead, in any order; it may also name ``version_id`` and ``last_modified``. Keys are
+  URL-encoded, as in S3 Batch Operations and Inventory files (``my%20photo.jpg`` or
+  ``my+photo.jpg``), unless ``INGEST_SOURCE__MANIFEST_KEYS=raw``. Tags are one cell,
+  separated by ``;``. Quoted cells may span lines.
+- **JSON Lines**: one object a line with the same field names (``tags`` a list or a
+  ``;``-separated string); keys are never URL-encoded (JSON can carry any character).
+  Blank lines are ignored.
+- **S3 Inventory**: ``manifest.json`` naming gzipped CSV data files in its destination
+  bucket and their columns (``fileSchema``). Delete markers and non-current versions are
+  left out. Only the CSV format is read (not ORC or Parquet).
+
+Empty cells mean "unknown": size and ETag are then filled by HEAD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import datetime as dt
+import json
+import urllib.parse
+import zlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from ingest.errors import ConfigError
+from ingest.items import Item
+from ingest.sources.local import path_from_uri
+from ingest.sources.records import iso_utc, sha256_hex, strip_etag
+from ingest.sources.s3 import parse_s3_uri
+from ingest.sources.s3client import S3Client
+
+CSV_COLUMNS = ("bucket", "key", "size", "etag", "sha256", "title", "tags")
+_KNOWN = {*CSV_COLUMNS, "version_id", "last_modified"}
+_ALIASES = {"versionid": "version_id", "lastmodified": "last_modified", "e_tag": "etag"}
+UNKNOWN_SIZE = -1  # placeholder until a HEAD fills it
+_READ_CHUNK = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row that could not become an item."""
+
+    line: int
+    reason: str
+
+
+# --- bytes and lines -------------------------------------------------------------------
+
+
+async def read_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
+    """The bytes of a manifest file at an s3:// URI or a local path, gunzipped when its
+    name ends in ``.gz`` (several gzip members in a row are read too)."""
+    raw = _s3_chunks(location, s3) if location.startswith("s3://") else _file_chunks(location)
+    if not location.lower().endswith(".gz"):
+        async for chunk in raw:
+            yield chunk
+        return
+    inflate = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+    async for chunk in raw:
+        while chunk:
+            try:
+                out = inflate.decompress(chunk)
+            except zlib.error as exc:
+                raise ConfigError(f"{location} is not valid gzip: {exc}; check the file") from None
+            if out:
+                yield out
+            chunk = b""
+            if inflate.eof:
+                chunk = inflate.unused_data
+                inflate = zlib.decompressobj(wbits=47)
+    tail = inflate.flush()
+    if tail:
+        yield tail
+
+
+async def _s3_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
+    bucket, key = parse_s3_uri(location)
+    stream = await s3.get(bucket, key)
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
+async def _file_chunks(location: str) -> AsyncIterator[bytes]:
+    path = path_from_uri(location)
+    try:
+        f = await asyncio.to_thread(open, path, "rb")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read manifest {str(path)!r}: {exc.strerror or exc}; check the path"
+        ) from None
+    try:
+        while chunk := await asyncio.to_thread(f.read, _READ_CHUNK):
+            yield chunk
+    finally:
+        f.close()
+
+
+async def numbered_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    """(line number from 1, line without its end) of a byte stream; a BOM is dropped."""
+    rest = b""
+    number = 0
+    first = True
+    async for chunk in chunks:
+        if first:
+            chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        for line in lines:
+            number += 1
+            yield number, line.removesuffix(b"\r")
+    if rest:
+        yield number + 1, rest.removesuffix(b"\r")
+
+
+async def csv_records(
+    lines: AsyncIterator[tuple[int, bytes]],
+) -> AsyncIterator[tuple[int, list[str] | BadRow]]:
+    """CSV records with the line each starts on. A quoted cell may span lines: lines are
+    joined while the count of ``"`` is odd (an escaped ``""`` keeps it even)."""
+    pending: list[str] = []
+    start = 0
+    quotes = 0
+    async for number, raw in lines:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, BadRow(number, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+            continue
+        if not pending:
+            start = number
+        pending.append(text)
+        quotes += text.count('"')
+        if quotes % 2:
+            continue
+        record = "\n".join(pending)
+        pending, quotes = [], 0
+        if not record.strip():
+            continue
+        try:
+            yield start, next(csv.reader([record], strict=True))
+        except csv.Error as exc:
+            yield start, BadRow(start, f"bad CSV: {exc}")
+    if pending:
+        yield start, BadRow(start, "a quoted cell is never closed")
+
+
+# --- rows → items ----------------------------------------------------------------------
+
+
+def header_columns(cells: list[str]) -> list[str] | None:
+    """The column names if ``cells`` is a header row (first cell ``bucket``), else None."""
+    names = [_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in cells]
+    if not names or names[0] != "bucket":
+        return None
+    unknown = [n for n in names if n not in _KNOWN]
+    if unknown or "key" not in names:
+        raise ConfigError(
+            f"manifest header names unknown columns {unknown or ['(no key column)']}; "
+            f"use {', '.join(sorted(_KNOWN))}"
+        )
+    return names
+
+
+def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | BadRow:
+    """One manifest row (column name → cell) as an Item (size ``UNKNOWN_SIZE`` when not
+    given), or a BadRow naming the first problem."""
+    try:
+        bucket = _text(fields.get("bucket"))
+        key = _text(fields.get("key"))
+        if not bucket:
+            return BadRow(line, "no bucket")
+        if not key:
+            return BadRow(line, "no key")
+        if url_keys:
+            key = urllib.parse.unquote_plus(key)
+        size_text = fields.get("size")
+        size = UNKNOWN_SIZE
+        if size_text not in (None, ""):
+            try:
+                size = int(size_text)
+            except (ValueError, TypeError):
+                size = -2
+            if size < 0:
+                return BadRow(line, f"size {size_text!r} is not a whole number of bytes")
+        return Item(
+            key=key,
+            size=size,
+            etag=strip_etag(_text(fields.get("etag"))),
+            last_modified=_timestamp(fields.get("last_modified")),
+            bucket=bucket,
+            version_id=_text(fields.get("version_id")),
+            sha256=sha256_hex(_text(fields.get("sha256"))),
+            title=_text(fields.get("title")),
+            tags=_tags(fields.get("tags")),
+        )
+    except (ValueError, TypeError) as exc:
+        return BadRow(line, str(exc))
+
+
+def jsonl_row(line: int, raw: bytes) -> Mapping[str, Any] | BadRow | None:
+    """One JSON Lines row as a mapping, None for a blank line, or a BadRow."""
+    if not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return BadRow(line, f"not JSON: {exc}")
+    if not isinstance(value, dict):
+        return BadRow(line, "not a JSON object")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value if value.strip() else None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(";") if t.strip())
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return tuple(value)
+    raise TypeError(f"tags must be a list of strings or ';'-separated text, got {value!r}")
+
+
+def _timestamp(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return iso_utc(dt.datetime.fromisoformat(text))
+    except ValueError:
+        raise ValueError(f"bad last_modified {text!r} (want ISO 8601)") from None
+
+
+# --- S3 Inventory --------------------------------------------------------------------------
+
+_INVENTORY_COLUMNS = {
+    "bucket": "bucket",
+    "key": "key",
+    "versionid": "version_id",
+    "size": "size",
+    "lastmodifieddate": "last_modified",
+    "etag": "etag",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Inventory:
+    """What a ``manifest.json`` says: where the data files are and their columns."""
+
+    files: tuple[str, ...]  # s3:// URIs of the gzipped CSV data files
+    columns: tuple[str, ...]  # lower-cased fileSchema names
+
+    def row(self, line: int, cells: list[str]) -> Item | BadRow | None:
+        """A data file row as an Item, a BadRow, or None for a row to leave out (delete
+        markers, non-current versions)."""
+        if len(cells) != len(self.columns):
+            return BadRow(line, f"{len(cells)} columns where fileSchema has {len(self.columns)}")
+        row = dict(zip(self.columns, cells, strict=True))
+        if row.get("isdeletemarker", "").lower() == "true":
+            return None
+        if row.get("islatest", "true").lower() == "false":
+            return None
+        fields = {ours: row.get(theirs) for theirs, ours in _INVENTORY_COLUMNS.items()}
+        return row_item(line, fields, url_keys=True)
+
+
+def parse_inventory(location: str, text: bytes) -> Inventory:
+    """An S3 Inventory ``manifest.json`` → its data files and columns."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{location} is not a usable S3 Inventory manifest: {why}")
+
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise bad("not a JSON object")
+    fmt = str(doc.get("fileFormat", "")).upper()
+    if fmt != "CSV":
+        raise bad(f"fileFormat {fmt or 'missing'}; only CSV inventories are read")
+    schema = doc.get("fileSchema")
+    files = doc.get("files")
+    dest = str(doc.get("destinationBucket", ""))
+    if not isinstance(schema, str) or not isinstance(files, list) or not dest:
+        raise bad("fileSchema, files and destinationBucket are required")
+    columns = tuple(c.strip().lower() for c in schema.split(","))
+    if "bucket" not in columns or "key" not in columns:
+        raise bad("fileSchema lacks Bucket or Key")
+    bucket = dest.rsplit(":", 1)[-1]  # arn:aws:s3:::name → name
+    keys = [f.get("key") if isinstance(f, dict) else None for f in files]
+    if not all(isinstance(k, str) and k for k in keys):
+        raise bad("every entry of files needs a key")
+    return Inventory(files=tuple(f"s3://{bucket}/{k}" for k in keys), columns=columns)
+
+
+def named(line: int, columns: Sequence[str], cells: list[str]) -> dict[str, str] | BadRow:
+    """Cells by column name; fewer cells than columns is fine (trailing optional ones)."""
+    if len(cells) > len(columns):
+        return BadRow(line, f"{len(cells)} columns, at most {len(columns)} expected")
+    return dict(zip(columns, cells, strict=False))

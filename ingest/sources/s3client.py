@@ -1,0 +1,254 @@
+"""The S3 edge: one aioboto3 client per source, and botocore errors translated here, once.
+
+Only this module (and the state store's own) imports aioboto3/botocore. Callers get plain
+dicts for list/head responses and a :class:`S3ObjectStream` for bodies, and see only the
+project's error tree:
+
+============================================ ===================== ====================
+S3 says                                      listing / HEAD        reading an object
+============================================ ===================== ====================
+NoSuchBucket                                 ConfigError           FatalError
+AccessDenied, AllAccessDisabled              FatalError            SourceItemError
+InvalidAccessKeyId, SignatureDoesNotMatch,   FatalError            FatalError
+ExpiredToken, no credentials at all
+NoSuchKey, 404                               SourceItemError       SourceItemError
+PreconditionFailed (412, IfMatch lost)       —                     SourceItemError
+InvalidObjectState (archived storage class)  SourceItemError       SourceItemError
+5xx, SlowDown, throttling, timeouts, resets  RetryableError        RetryableError
+other 4xx                                    ConfigError           SourceItemError
+============================================ ===================== ====================
+
+A 403 on one object while the bucket lists fine is usually that object's policy or KMS key,
+so it fails the item, not the run; bad credentials fail the run everywhere.
+botocore retries transient errors itself first ("standard" mode); what reaches us has
+already been retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import aiohttp
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+)
+
+from ingest.errors import (
+    ConfigError,
+    FatalError,
+    IngestError,
+    RetryableError,
+    SourceItemError,
+)
+from ingest.settings import SourceSettings
+from ingest.streams import CHUNK_SIZE
+
+_CREDENTIALS = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
+_DENIED = {"AccessDenied", "AllAccessDisabled", "Forbidden", "403"}
+_GONE = {"NoSuchKey", "NotFound", "404", "NoSuchVersion"}
+_TRANSIENT = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
+_NETWORK = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def s3_uri(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def translate(exc: BaseException, where: str, *, reading: bool) -> IngestError:
+    """The project's error for a botocore/aiohttp failure at ``where`` (an s3:// URI).
+
+    ``reading`` is True for GET of one object (the item fails, other items go on) and
+    False for listing/HEAD during planning (a problem with the source itself).
+    """
+    if isinstance(exc, NoCredentialsError):
+        return FatalError(
+            f"no AWS credentials to read {where}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,"
+            " AWS_PROFILE, or a pod role"
+        )
+    if isinstance(exc, ParamValidationError):
+        return ConfigError(f"bad S3 request for {where}: {exc}; check the source URI")
+    if not isinstance(exc, ClientError):
+        return RetryableError(f"S3 unreachable or connection broke at {where}: {exc!r}")
+    err = exc.response.get("Error", {})
+    code = str(err.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+    def error(cls: type[IngestError], message: str) -> IngestError:
+        return cls(message, status=status or None, code=code or None)
+
+    if code in _CREDENTIALS:
+        return error(FatalError, f"S3 refused the credentials reading {where}; fix them")
+    if code == "NoSuchBucket":
+        cls = FatalError if reading else ConfigError
+        return error(cls, f"bucket of {where} does not exist; check the source URI")
+    if code == "PreconditionFailed" or status == 412:
+        return error(SourceItemError, f"{where} changed since planning (ETag differs)")
+    if code == "InvalidObjectState":
+        return error(SourceItemError, f"{where} is archived (Glacier); restore it first")
+    if code in _GONE or status == 404:
+        return error(SourceItemError, f"{where} is gone (deleted since planning?)")
+    if code in _DENIED or status == 403:
+        if reading:
+            return error(SourceItemError, f"access denied reading {where}")
+        return error(FatalError, f"access denied on {where}; grant s3:ListBucket and s3:GetObject")
+    if code in _TRANSIENT or status >= 500 or status == 429:
+        return error(RetryableError, f"S3 trouble at {where}: {code or status}")
+    if reading:
+        return error(SourceItemError, f"S3 refused {where}: {code or status}")
+    return error(ConfigError, f"S3 refused {where}: {code or status}; check the source URI")
+
+
+class S3ObjectStream:
+    """One GetObject body as a :class:`~ingest.streams.ByteStream`.
+
+    aiobotocore checks the byte count against Content-Length at the end, so a connection
+    cut short raises (as RetryableError) instead of yielding a truncated file.
+    """
+
+    def __init__(self, body: Any, size: int, where: str) -> None:
+        self._body = body
+        self.size = size
+        self._where = where
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._body.iter_chunks(CHUNK_SIZE):
+                yield chunk
+        except _NETWORK as exc:
+            raise RetryableError(f"reading {self._where} broke off: {exc!r}") from exc
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._body.close()
+
+    def __repr__(self) -> str:
+        return f"S3ObjectStream({self._where}, size={self.size})"
+
+
+class S3Client:
+    """A lazily opened aioboto3 S3 client, with the calls sources need.
+
+    One per source: the connection pool is sized to the work (``max_connections``), and
+    ``list_concurrency`` bounds ListObjectsV2 calls in flight across all listing tasks.
+    The endpoint is the setting, else botocore's own lookup (``AWS_ENDPOINT_URL_S3``,
+    ``AWS_ENDPOINT_URL``, the config file), else AWS.
+    """
+
+    def __init__(self, settings: SourceSettings, max_connections: int = 32) -> None:
+        self._settings = settings
+        self._max_connections = max(max_connections, settings.list_concurrency)
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+        self.list_slots = asyncio.Semaphore(settings.list_concurrency)
+        self.head_slots = asyncio.Semaphore(settings.head_concurrency)
+
+    async def client(self) -> Any:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    config = AioConfig(
+                        max_pool_connections=self._max_connections,
+                        retries={"mode": "standard", "max_attempts": self._settings.max_attempts},
+                        connect_timeout=10,
+                        read_timeout=60,
+                    )
+                    session = aioboto3.Session()
+                    self._client = await self._stack.enter_async_context(
+                        session.client(
+                            "s3",
+                            endpoint_url=self._settings.endpoint_url,
+                            region_name=self._settings.region,
+                            config=config,
+                        )
+                    )
+        return self._client
+
+    async def list_pages(
+        self, bucket: str, prefix: str, delimiter: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """ListObjectsV2 pages under ``prefix``, each call holding one of ``list_slots``."""
+        client = await self.client()
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        while True:
+            async with self.list_slots:
+                try:
+                    page: dict[str, Any] = await client.list_objects_v2(**kwargs)
+                except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
+                    raise translate(exc, s3_uri(bucket, prefix), reading=False) from exc
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            kwargs["ContinuationToken"] = token
+
+    async def head(self, bucket: str, key: str, *, checksum: bool = False) -> dict[str, Any]:
+        """HeadObject (with ``ChecksumMode=ENABLED`` when ``checksum``), holding a head slot."""
+        client = await self.client()
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if checksum:
+            kwargs["ChecksumMode"] = "ENABLED"
+        async with self.head_slots:
+            try:
+                response: dict[str, Any] = await client.head_object(**kwargs)
+            except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
+                raise translate(exc, s3_uri(bucket, key), reading=False) from exc
+        return response
+
+    async def get(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        etag: str | None = None,
+        version_id: str | None = None,
+    ) -> S3ObjectStream:
+        """One GetObject, streamed. With ``etag`` it is conditional (IfMatch): an object
+        replaced since planning fails with SourceItemError instead of uploading new bytes
+        under the old plan."""
+        client = await self.client()
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            kwargs["IfMatch"] = f'"{etag}"'
+        if version_id:
+            kwargs["VersionId"] = version_id
+        where = s3_uri(bucket, key)
+        try:
+            response = await client.get_object(**kwargs)
+        except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
+            raise translate(exc, where, reading=True) from exc
+        return S3ObjectStream(response["Body"], int(response["ContentLength"]), where)
+
+    async def aclose(self) -> None:
+        self._client = None
+        await self._stack.aclose()
