@@ -45,6 +45,38 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     return sandbox_main(args)
 
 
+def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.planning.command import plan_command
+
+    return asyncio.run(
+        plan_command(
+            args.source, settings, run_id=args.run_id, as_json=args.json, dry_run=args.dry_run
+        )
+    )
+
+
+def _add_plan_parser(sub: Any) -> None:
+    p = sub.add_parser("plan", help="list the source, cut it into shards, write the plan")
+    p.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix, a manifest, or a folder")
+    p.add_argument("--state", help="state store URI: s3://bucket/prefix or file:///path")
+    p.add_argument("--run-id", help="use this run id (a-z, 0-9, '-'); default: a new one")
+    p.add_argument("--shards", dest="plan.shards", type=int, help="number of shards")
+    p.add_argument("--max-items-per-shard", dest="plan.max_items_per_shard", type=int)
+    p.add_argument("--max-bytes-per-shard", dest="plan.max_bytes_per_shard", type=int)
+    p.add_argument(
+        "--ignore-quota",
+        dest="plan.ignore_quota",
+        action="store_const",
+        const=True,
+        help="plan even when quota-check says no",
+    )
+    p.add_argument("--include", dest="filters.include", action="append", metavar="GLOB")
+    p.add_argument("--exclude", dest="filters.exclude", action="append", metavar="GLOB")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--dry-run", action="store_true", help="compute and print; write nothing")
+    p.set_defaults(func=_cmd_plan)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aion-ingest",
@@ -63,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sandbox_arguments(p)
     p.set_defaults(func=_cmd_sandbox)
+
+    _add_plan_parser(sub)
     return parser
 
 
