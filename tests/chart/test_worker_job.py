@@ -1,0 +1,108 @@
+"""The worker Job the coordinator builds from the pod the chart renders: same image, env,
+secrets, service account and security context, and valid for Kubernetes 1.29 to 1.37."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ingest.launch.jobspec import CoordinatorPodInfo, build_worker_job
+from ingest.settings import load_settings
+from tests.chart.conftest import BASE, Helm, by_kind
+from tests.chart.test_chart import VALUE_SETS, coordinator_pod_spec, validate_all
+
+
+def coordinator_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pod Kubernetes would make from the rendered coordinator Job (or CronJob)."""
+    kinds = by_kind(docs)
+    owner = (kinds.get("Job") or kinds["CronJob"])[0]
+    template = (
+        owner["spec"]["jobTemplate"]["spec"]["template"]
+        if owner["kind"] == "CronJob"
+        else owner["spec"]["template"]
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            **template["metadata"],
+            "name": "nightly-aion-ingest-abcde",
+            "namespace": "imports",
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": "nightly-aion-ingest",
+                    "uid": "3f0c9b1e-0000-4000-8000-000000000001",
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": template["spec"],
+    }
+
+
+def settings_from_configmap(docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The coordinator's settings as its environment (the ConfigMap) makes them."""
+    for key, value in by_kind(docs)["ConfigMap"][0]["data"].items():
+        monkeypatch.setenv(key, value)
+    return load_settings()
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_worker_job_inherits_the_coordinator_pod(
+    helm: Helm, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = helm.template(VALUE_SETS[name])
+    pod = coordinator_pod(docs)
+    settings = settings_from_configmap(docs, monkeypatch)
+    info = CoordinatorPodInfo.from_pod(pod).with_settings(settings.kubernetes)
+    job = build_worker_job(
+        info,
+        settings.kubernetes,
+        run_id="nightly-aion-ingest",
+        state_uri=settings.state,
+        shards=40,
+    )
+    validate_all([job])
+
+    coordinator = coordinator_pod_spec(docs)
+    c = coordinator["containers"][0]
+    worker_pod = job["spec"]["template"]["spec"]
+    (w,) = worker_pod["containers"]
+    assert w["image"] == c["image"]
+    assert w["imagePullPolicy"] == c["imagePullPolicy"]
+    assert w["envFrom"] == c["envFrom"]
+    assert w["securityContext"] == c["securityContext"]
+    assert w["volumeMounts"] == c["volumeMounts"]
+    # every secret reference and variable of the coordinator reaches the workers
+    assert [e for e in w["env"] if e["name"] != "INGEST_WORKER__PARALLEL_WORKERS"] == c["env"]
+    assert w["args"] == ["work", "--run-id", "nightly-aion-ingest", "--state", settings.state]
+    assert worker_pod["serviceAccountName"] == coordinator["serviceAccountName"]
+    assert worker_pod["securityContext"] == coordinator["securityContext"]
+    assert worker_pod["volumes"] == coordinator["volumes"]
+    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
+        assert worker_pod.get(key) == coordinator.get(key), key
+    resources = settings.kubernetes.resources or c.get("resources")
+    assert w.get("resources") == resources
+    labels = job["metadata"]["labels"]
+    assert labels["app.kubernetes.io/instance"] == "nightly"
+    assert labels["app.kubernetes.io/component"] == "worker"
+    assert job["metadata"]["ownerReferences"][0]["name"] == "nightly-aion-ingest"
+    spec = job["spec"]
+    assert spec["parallelism"] == settings.kubernetes.parallelism
+    assert spec["backoffLimitPerIndex"] == settings.kubernetes.backoff_limit_per_index
+
+
+def test_every_job_field_set_is_valid(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker Job with every optional field, against every schema version."""
+    docs = helm.template(VALUE_SETS["everything"])
+    settings = settings_from_configmap(docs, monkeypatch)
+    info = CoordinatorPodInfo.from_pod(coordinator_pod(docs)).with_settings(settings.kubernetes)
+    job = build_worker_job(info, settings.kubernetes, run_id="r", state_uri="s3://s/p", shards=3)
+    assert job["spec"]["maxFailedIndexes"] == 3  # capped at completions, as the API requires
+    assert job["spec"]["activeDeadlineSeconds"] == 86400
+    assert job["spec"]["parallelism"] == 3
+    validate_all([job])
+    assert BASE["run"]["state"] in str(docs)
