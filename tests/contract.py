@@ -185,6 +185,8 @@ class ContractMiddleware:
                 body_check.feed(message.get("body", b""), message.get("more_body", False))
             return message
 
+        receive_checked.__wrapped__ = receive  # type: ignore[attr-defined]  # see _abort
+
         async def send_checked(message: Any) -> None:
             answer.feed(message)
             await send(message)

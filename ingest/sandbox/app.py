@@ -124,18 +124,24 @@ class Sandbox:
             return
         req = Request(scope, receive)
         req.request_id = req.headers.get("x-request-id") or uuid.uuid4().hex
-        self.stats.requests += 1
+        # admin calls are not counted: stats describe what clients of the API did
+        counted = not req.path.startswith("/_sandbox/") or req.method == "PUT"
         try:
             if req.path.startswith("/_sandbox/"):
                 status = await self._admin(req, send)
             else:
                 status = await self._api(req, send)
         except DropConnection:
+            self.stats.requests += 1
             self.stats.dropped += 1
             _abort(receive)
             return
         except Disconnected:
             return
+        if not counted:
+            return
+        self.stats.requests += 1
+        self.stats.bytes_received += req.received
         self.stats.by_status[status] += 1
         if status == 429:
             self.stats.rate_limited += 1
@@ -264,10 +270,14 @@ def _abort(receive: Receive) -> None:
     """Drop the client's connection on the floor (a fault).
 
     ASGI has no "abort" message; uvicorn's receive is a bound method of the request cycle,
-    which holds the transport. Where that is not available, raising after the body started
-    makes the server close the connection, which the client sees the same way.
+    which holds the transport (wrapping middleware sets ``__wrapped__``). Where that is not
+    available, raising makes the server close the connection: the client sees the same.
     """
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    fn: Any = receive
+    transport = None
+    while fn is not None and transport is None:
+        transport = getattr(getattr(fn, "__self__", None), "transport", None)
+        fn = getattr(fn, "__wrapped__", None)  # middleware that wrapped receive says so
     if transport is None:
         raise ConnectionAbortedError("sandbox fault: connection dropped mid-body")
     transport.abort()

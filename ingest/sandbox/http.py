@@ -33,12 +33,14 @@ class Request:
 
     __slots__ = (
         "api_key",
+        "body_done",
         "headers",
         "method",
         "params",
         "path",
         "query",
         "receive",
+        "received",
         "request_id",
         "scope",
     )
@@ -58,16 +60,21 @@ class Request:
         self.params: dict[str, str] = {}
         self.request_id = ""
         self.api_key = ""
+        self.body_done = False
+        self.received = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        while True:
+        """The body's chunks as they arrive; nothing once the body was read."""
+        while not self.body_done:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise Disconnected
             body = message.get("body", b"")
             if body:
+                self.received += len(body)
                 yield body
             if not message.get("more_body", False):
+                self.body_done = True
                 return
 
     async def drain(self) -> None:

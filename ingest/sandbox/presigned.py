@@ -216,7 +216,6 @@ async def put_object(sb: Sandbox, req: Request, token: str) -> dict[str, str]:
         if tmp:
             os.unlink(tmp)
         raise
-    sb.stats.bytes_received += size
     if p.path is not None:
         p.path.unlink(missing_ok=True)
     p.received_size, p.sha256, p.head = size, sha.hexdigest(), bytes(head)

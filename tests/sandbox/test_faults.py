@@ -1,0 +1,117 @@
+"""Faults and limits: seeded 5xx, tier and fault rate limits, latency, dropped connections."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.sandbox.files import jpeg
+
+STREAM = "/user-files/upload/stream"
+
+
+def _statuses(sb, n: int) -> list[int]:
+    with sb.client() as c:
+        return [
+            c.get("/uploads/quota-check", params={"file_count": 1}).status_code for _ in range(n)
+        ]
+
+
+def test_random_errors_are_seeded_and_repeatable(sandbox):
+    sandbox.set_faults(error_rate=0.5, seed=42)
+    first = _statuses(sandbox, 40)
+    sandbox.set_faults(seed=42)  # re-seeding restarts the sequence
+    second = _statuses(sandbox, 40)
+    sandbox.set_faults(seed=43)
+    third = _statuses(sandbox, 40)
+    assert first == second
+    assert third != first
+    assert set(first) == {200, 500, 502, 503}
+    assert sandbox.stats()["by_status"]["200"] == sum(s == 200 for s in first + second + third)
+
+
+def test_error_statuses_can_be_narrowed_and_bodies_are_nested(sandbox):
+    sandbox.set_faults(error_rate=1.0, error_statuses=[503])
+    with sandbox.client() as c:
+        r = c.get("/uploads/quota-check", params={"file_count": 1})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+def test_bad_fault_settings_are_refused(sandbox):
+    r = httpx.post(f"{sandbox.admin_url}/faults", json={"error_rate": 2})
+    assert r.status_code == 400 and "error_rate" in r.json()["error"]["message"]
+    r = httpx.post(f"{sandbox.admin_url}/faults", json={"no_such_fault": 1})
+    assert r.status_code == 400 and "no_such_fault" in r.json()["error"]["message"]
+    assert httpx.get(f"{sandbox.admin_url}/faults").json()["error_rate"] == 0.0
+
+
+def test_tier_rate_limit_answers_429_with_retry_after(sandbox_factory):
+    sb = sandbox_factory(rpm=6, burst=3)  # 1 token per 10 s, 3 to start with
+    statuses = _statuses(sb, 5)
+    with sb.client() as c:
+        r = c.get("/uploads/quota-check", params={"file_count": 1})
+    assert statuses == [200, 200, 200, 429, 429]
+    assert r.status_code == 429
+    assert 1 <= int(r.headers["retry-after"]) <= 10
+    assert r.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert sb.stats()["rate_limited"] == 3
+
+
+def test_tier_limit_is_per_key(sandbox_factory):
+    sb = sandbox_factory(rpm=6, burst=1, api_keys=["key-a", "key-b"])
+    a = {"Authorization": "Bearer key-a"}
+    b = {"Authorization": "Bearer key-b"}
+    url = f"{sb.base_url}/uploads/quota-check?file_count=1"
+    assert [httpx.get(url, headers=a).status_code for _ in range(2)] == [200, 429]
+    assert httpx.get(url, headers=b).status_code == 200
+
+
+def test_preset_switches_the_tier_limit_on(sandbox_factory):
+    sb = sandbox_factory(tier="FREE", rate_limit=True)
+    assert sb.app.options.effective_rpm == 10
+    assert _statuses(sb, 4) == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize("retry_after", [True, False])
+def test_fault_rate_limit_with_and_without_retry_after(sandbox, retry_after):
+    sandbox.set_faults(rate_limit_rps=1, rate_limit_retry_after=retry_after)
+    with sandbox.client() as c:
+        ok = c.get("/uploads/quota-check", params={"file_count": 1})
+        limited = c.get("/uploads/quota-check", params={"file_count": 1})
+    assert ok.status_code == 200 and limited.status_code == 429
+    assert ("retry-after" in limited.headers) is retry_after
+    if retry_after:
+        assert limited.headers["retry-after"] == "1"
+
+
+def test_latency_is_added(sandbox):
+    sandbox.set_faults(latency_ms=150)
+    with sandbox.client() as c:
+        started = time.perf_counter()
+        c.get("/uploads/quota-check", params={"file_count": 1})
+        elapsed = time.perf_counter() - started
+    assert elapsed >= 0.15
+
+
+def test_connection_dropped_mid_body(sandbox):
+    sandbox.set_faults(drop_rate=1.0)
+    data = jpeg(1, 256 * 1024)
+    with sandbox.client() as c, pytest.raises(httpx.TransportError):
+        c.post(STREAM, files={"file": ("a.jpg", data)})
+    assert sandbox.stats()["dropped"] == 1
+    assert sandbox.files() == []
+    sandbox.set_faults(drop_rate=0.0)
+    with sandbox.client() as c:
+        assert c.post(STREAM, files={"file": ("a.jpg", data)}).status_code == 200
+
+
+def test_reset_restores_the_start_faults(sandbox_factory):
+    sb = sandbox_factory(faults={"error_rate": 1.0, "error_statuses": [502]})
+    assert _statuses(sb, 1) == [502]
+    sb.set_faults(error_rate=0.0)
+    assert _statuses(sb, 1) == [200]
+    sb.reset()
+    assert _statuses(sb, 1) == [502]
