@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -33,6 +35,7 @@ ReportStep = Callable[[str, Verdict], Awaitable[str | None]]
 ProgressStep = Callable[[str], Awaitable[str]]
 """One line on the run's progress, read from the state store."""
 Observer = Callable[[Manifest], None]
+RUN_ID_MAX = 40  # the planner's limit on run ids (ingest/planning/runid.py)
 
 
 class Launcher(Protocol):
@@ -71,7 +74,7 @@ async def coordinate(
 
         launcher = KubernetesLauncher(Clients.connect(settings.kubernetes), settings.kubernetes)
     info = await launcher.pod_info(env)
-    run_id = run_id or (info.owner.name if info.owner else None)
+    run_id = run_id or (run_id_for_job(info.owner.name) if info.owner else None)
     if not run_id:
         raise ConfigError(
             "no run id: pass --run-id, or run the coordinator as a Kubernetes Job "
@@ -114,6 +117,17 @@ async def coordinate(
     if where:
         log.info("run %s: report at %s", run_id, where)
     return int(verdict.exit_code)
+
+
+def run_id_for_job(name: str) -> str:
+    """The run id of a coordinator Job named ``name``: the name itself when it is a short
+    DNS label (run ids name Kubernetes objects, at most 40 characters), else its first
+    29 characters and a hash, so a long release or CronJob name still gives a stable id."""
+    if len(name) <= RUN_ID_MAX and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    head = re.sub(r"[^a-z0-9]+", "-", name.lower())[: RUN_ID_MAX - 11].strip("-")
+    return f"{head}-{digest}" if head else digest
 
 
 async def _log_progress(run_id: str, progress: ProgressStep, every: float) -> None:

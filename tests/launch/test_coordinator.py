@@ -8,6 +8,7 @@ test moves on events, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -584,3 +585,18 @@ async def test_outside_a_cluster_needs_an_image_and_a_run_id(clients: Clients) -
 async def test_missing_state_store_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="INGEST_STATE"):
         await coordinate(load_settings(), plan=Steps().plan, report=Steps().report)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["nightly-29000000", "a" * 40, "my-very-long-release-name-aion-ingest-29000000", "X_Y"],
+)
+def test_run_id_from_the_coordinator_job_name(name: str) -> None:
+    from ingest.coordinator import run_id_for_job
+
+    run_id = run_id_for_job(name)
+    assert len(run_id) <= 40
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", run_id)
+    assert run_id_for_job(name) == run_id  # stable across restarts
+    if len(name) <= 40 and name.islower():
+        assert run_id == name
