@@ -57,7 +57,7 @@ def _start_server(cores: list[int]) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        preexec_fn=pin if len(cores) > 1 else None,  # noqa: PLW1509 - affinity only
+        preexec_fn=pin if len(cores) > 1 else None,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
