@@ -7,8 +7,9 @@ with the line it started on; :mod:`.manifest` decides whether a bad row stops th
 Formats (fields: ``bucket, key, size, etag, sha256, title, tags``):
 
 - **CSV**, as S3 Batch Operations manifests: no header, columns in that order, only bucket
-  and key required. An optional header row (first cell ``bucket``) names the columns
-  instead, in any order; it may also name ``version_id`` and ``last_modified``. Keys are
+  and key required. An optional header row (only known column names, bucket and key
+  among them) names the columns instead, in any order; it may also name ``version_id``
+  and ``last_modified``. Keys are
   URL-encoded, as in S3 Batch Operations and Inventory files (``my%20photo.jpg`` or
   ``my+photo.jpg``), unless ``INGEST_SOURCE__MANIFEST_KEYS=raw``. Tags are one cell,
   separated by ``;``. Quoted cells may span lines.
@@ -34,7 +35,7 @@ import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, SourceItemError
 from ingest.items import Item
 from ingest.sources.local import path_from_uri
 from ingest.sources.records import iso_utc, sha256_hex, strip_etag
@@ -87,7 +88,10 @@ async def read_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
 
 async def _s3_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
     bucket, key = parse_s3_uri(location)
-    stream = await s3.get(bucket, key)
+    try:
+        stream = await s3.get(bucket, key)
+    except SourceItemError as exc:  # for the manifest itself, a missing file is bad usage
+        raise ConfigError(f"cannot read manifest {location}: {exc.message}") from None
     try:
         async for chunk in stream:
             yield chunk
@@ -127,14 +131,16 @@ async def numbered_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[in
         yield number + 1, rest.removesuffix(b"\r")
 
 
+_MAX_RECORD_LINES = 1000  # a quoted cell open longer than this is a broken file, not data
+
+
 async def csv_records(
     lines: AsyncIterator[tuple[int, bytes]],
 ) -> AsyncIterator[tuple[int, list[str] | BadRow]]:
-    """CSV records with the line each starts on. A quoted cell may span lines: lines are
-    joined while the count of ``"`` is odd (an escaped ``""`` keeps it even)."""
+    """CSV records with the line each starts on. A quoted cell may span lines: while the
+    csv module says "unexpected end of data" the next line is added to the record."""
     pending: list[str] = []
     start = 0
-    quotes = 0
     async for number, raw in lines:
         try:
             text = raw.decode("utf-8")
@@ -142,19 +148,21 @@ async def csv_records(
             yield number, BadRow(number, f"not UTF-8 ({exc.reason} at byte {exc.start})")
             continue
         if not pending:
+            if not text.strip():
+                continue
             start = number
-        pending.append(text)
-        quotes += text.count('"')
-        if quotes % 2:
-            continue
-        record = "\n".join(pending)
-        pending, quotes = [], 0
-        if not record.strip():
-            continue
+        pending.append(text + "\n")
         try:
-            yield start, next(csv.reader([record], strict=True))
+            rows = list(csv.reader(pending, strict=True))
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc) and len(pending) < _MAX_RECORD_LINES:
+                continue  # inside a quoted cell: the record goes on on the next line
+            pending = []
             yield start, BadRow(start, f"bad CSV: {exc}")
+            continue
+        pending = []
+        for row in rows:
+            yield start, row
     if pending:
         yield start, BadRow(start, "a quoted cell is never closed")
 
@@ -163,17 +171,21 @@ async def csv_records(
 
 
 def header_columns(cells: list[str]) -> list[str] | None:
-    """The column names if ``cells`` is a header row (first cell ``bucket``), else None."""
+    """The column names if ``cells`` is a header row, else None.
+
+    A header names only known columns, bucket and key among them, in any order. A first
+    row starting with ``bucket`` that names unknown columns is a mistake worth stopping for.
+    """
     names = [_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in cells]
-    if not names or names[0] != "bucket":
-        return None
     unknown = [n for n in names if n not in _KNOWN]
-    if unknown or "key" not in names:
+    if not unknown and "bucket" in names and "key" in names:
+        return names
+    if names and names[0] == "bucket":
         raise ConfigError(
             f"manifest header names unknown columns {unknown or ['(no key column)']}; "
             f"use {', '.join(sorted(_KNOWN))}"
         )
-    return names
+    return None
 
 
 def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | BadRow:
