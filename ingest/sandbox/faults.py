@@ -23,6 +23,15 @@ import time
 from typing import Any
 
 _STATUSES = (500, 502, 503)
+#: the numeric fault flags: --fault-<name>, env SANDBOX_FAULT_<NAME>
+_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("rate_limit", float, "429 above this many requests/second per key"),
+    ("error_rate", float, "fraction of requests answered 500/502/503"),
+    ("latency_ms", float, "added latency per request"),
+    ("drop_rate", float, "fraction of uploads whose connection drops mid-body"),
+    ("presign_fail_rate", float, "fraction of presigned PUTs answered 500"),
+    ("seed", int, "seed of the fault generator"),
+)
 
 
 class FaultsError(ValueError):
@@ -81,49 +90,20 @@ class Faults:
 
     @staticmethod
     def add_arguments(group: argparse._ArgumentGroup) -> None:
-        env = os.environ.get
-        group.add_argument(
-            "--fault-rate-limit",
-            type=float,
-            default=env("SANDBOX_FAULT_RATE_LIMIT", "0"),
-            help="429 above this many requests/second per key (FAULT_RATE_LIMIT)",
-        )
         group.add_argument(
             "--fault-no-retry-after",
             action="store_true",
-            default=env("SANDBOX_FAULT_NO_RETRY_AFTER", "") not in ("", "0", "false"),
+            default=os.environ.get("SANDBOX_FAULT_NO_RETRY_AFTER", "") not in ("", "0", "false"),
             help="send fault 429s without Retry-After (FAULT_NO_RETRY_AFTER)",
         )
-        group.add_argument(
-            "--fault-error-rate",
-            type=float,
-            default=env("SANDBOX_FAULT_ERROR_RATE", "0"),
-            help="fraction of requests answered 500/502/503 (FAULT_ERROR_RATE)",
-        )
-        group.add_argument(
-            "--fault-latency-ms",
-            type=float,
-            default=env("SANDBOX_FAULT_LATENCY_MS", "0"),
-            help="added latency per request (FAULT_LATENCY_MS)",
-        )
-        group.add_argument(
-            "--fault-drop-rate",
-            type=float,
-            default=env("SANDBOX_FAULT_DROP_RATE", "0"),
-            help="fraction of uploads whose connection drops mid-body (FAULT_DROP_RATE)",
-        )
-        group.add_argument(
-            "--fault-presign-fail-rate",
-            type=float,
-            default=env("SANDBOX_FAULT_PRESIGN_FAIL_RATE", "0"),
-            help="fraction of presigned PUTs answered 500 (FAULT_PRESIGN_FAIL_RATE)",
-        )
-        group.add_argument(
-            "--fault-seed",
-            type=int,
-            default=env("SANDBOX_FAULT_SEED", "0"),
-            help="seed of the fault generator (FAULT_SEED)",
-        )
+        for name, kind, help_ in _FLAGS:
+            env = f"FAULT_{name.upper()}"
+            group.add_argument(
+                f"--fault-{name.replace('_', '-')}",
+                type=kind,
+                default=os.environ.get(f"SANDBOX_{env}", "0"),
+                help=f"{help_} ({env})",
+            )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Faults:

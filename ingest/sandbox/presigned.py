@@ -42,7 +42,7 @@ from ingest.sandbox.store import (
     iso,
     now,
 )
-from ingest.sandbox.uploads import quota_error
+from ingest.sandbox.uploads import new_file, quota_error
 
 if TYPE_CHECKING:
     from ingest.sandbox.app import Sandbox
@@ -262,20 +262,16 @@ def finalize(sb: Sandbox, p: Presign, size_bytes: int, checksum: str | None) -> 
     if sb.store.remaining(sb.options.monthly_limit) == 0:
         raise quota_error(sb)
     assert p.image_id is not None and p.sha256 is not None
-    f = StoredFile(
+    f = new_file(
+        fmt,
         id=p.image_id,
         filename=p.filename,
         title=None,
         size_bytes=p.received_size,
         sha256=p.sha256,
-        format=fmt.name,
-        content_type=fmt.mime,
-        media_type=fmt.media_type,
-        document_type=fmt.document_type,
         tags=[],
         object_key=p.object_key,
         upload_method="PRESIGNED",
-        created_at=now(),
         storage_target=p.storage_target,
         session_id=p.batch_id,
     )

@@ -105,21 +105,16 @@ def commit(
     title: str | None,
     session_id: str | None = None,
 ) -> StoredFile:
-    image_id = str(uuid.uuid4())
-    f = StoredFile(
-        id=image_id,
+    f = new_file(
+        fmt,
+        id=str(uuid.uuid4()),
         filename=part.filename,
         title=title,
         size_bytes=part.size,
         sha256=part.sha256,
-        format=fmt.name,
-        content_type=fmt.mime,
-        media_type=fmt.media_type,
-        document_type=fmt.document_type,
         tags=list(fields.tags),
         object_key=f"uploads/{TENANT_ID}/{uuid.uuid4()}/{part.filename}",
         upload_method="STREAMING",
-        created_at=now(),
         auto_describe=fields.auto_describe,
         storage_target=fields.storage_target,
         session_id=session_id,
@@ -128,6 +123,18 @@ def commit(
     sb.store.add_file(f, part.path)
     part.path = None
     return f
+
+
+def new_file(fmt: Format, **fields: Any) -> StoredFile:
+    """A file record whose format fields come from the sniffed ``fmt``."""
+    return StoredFile(
+        format=fmt.name,
+        content_type=fmt.mime,
+        media_type=fmt.media_type,
+        document_type=fmt.document_type,
+        created_at=now(),
+        **fields,
+    )
 
 
 def quota_error(sb: Sandbox) -> ApiError:
@@ -156,14 +163,18 @@ def _file_answer(f: StoredFile, *, skipped: bool, elapsed_ms: float) -> dict[str
     }
 
 
-async def stream(sb: Sandbox, req: Request) -> dict[str, Any]:
-    started = time.perf_counter()
-    form = await parse_form(
+async def _parse(sb: Sandbox, req: Request) -> Form:
+    return await parse_form(
         req,
         max_file_bytes=sb.options.max_stream_bytes,
         sink_dir=sb.sink_dir,
         drop_after=sb.drop_point(req),
     )
+
+
+async def stream(sb: Sandbox, req: Request) -> dict[str, Any]:
+    started = time.perf_counter()
+    form = await _parse(sb, req)
     try:
         files = [p for p in form.files if p.field == "file"]
         if not files:
@@ -193,12 +204,7 @@ async def stream(sb: Sandbox, req: Request) -> dict[str, Any]:
 
 async def stream_batch(sb: Sandbox, req: Request) -> dict[str, Any]:
     started = time.perf_counter()
-    form = await parse_form(
-        req,
-        max_file_bytes=sb.options.max_stream_bytes,
-        sink_dir=sb.sink_dir,
-        drop_after=sb.drop_point(req),
-    )
+    form = await _parse(sb, req)
     try:
         parts = [p for p in form.files if p.field == "files"]
         if not parts:
