@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 
 from ingest.errors import ConfigError
-from ingest.plan import make_plan
+from ingest.items import Item
+from ingest.plan import PlanOutcome, make_plan
 from ingest.planning.model import QuotaCheck
 from ingest.planning.runid import check_run_id
 from ingest.planning.summary import render_json, render_text
@@ -25,14 +27,9 @@ async def plan_command(
     dry_run: bool = False,
 ) -> int:
     """Plan and print; returns the exit code (errors propagate as IngestError)."""
-    from ingest.sources import Filter, open_source, problems_of
-
     if run_id is not None:
         check_run_id(run_id)  # before anything is opened: a typo is a usage error
-    item_filter = Filter.from_settings(settings.filters)
-    source = open_source(source_uri, settings)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(source)
         store: StateStore | None = None
         if settings.state:
             store = await stack.enter_async_context(open_state(settings.state, settings))
@@ -40,6 +37,35 @@ async def plan_command(
             raise ConfigError(
                 "no state store given; pass --state URI or set INGEST_STATE (or use --dry-run)"
             )
+        outcome = await plan_source(source_uri, settings, store, run_id=run_id, dry_run=dry_run)
+    if as_json:
+        json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri), sys.stdout)
+        print()
+    else:
+        print(render_text(outcome.plan, outcome.status, outcome.state_uri))
+    return 0
+
+
+async def plan_source(
+    source_uri: str,
+    settings: Settings,
+    store: StateStore | None,
+    *,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    items: AsyncIterator[Item] | None = None,
+) -> PlanOutcome:
+    """Open the source, filters and API client, and plan into ``store``.
+
+    ``items`` replaces the source's listing (a retry of a report's failed rows); the
+    source URI is still recorded, since workers read the objects from it.
+    """
+    from ingest.sources import Filter, open_source, problems_of
+
+    item_filter = Filter.from_settings(settings.filters)
+    source = open_source(source_uri, settings)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(source)
         quota_check: QuotaCheck | None = None
         if settings.api.key is not None:
             from ingest.api.client import AionClient
@@ -50,8 +76,8 @@ async def plan_command(
             raise ConfigError(
                 "no API key for quota-check: set AIONVISION_API_KEY, or plan with --ignore-quota"
             )
-        outcome = await make_plan(
-            source.list(),
+        return await make_plan(
+            items if items is not None else source.list(),
             settings=settings,
             source_uri=source_uri,
             store=store,
@@ -62,9 +88,3 @@ async def plan_command(
             skipped_records=lambda: problems_of(source).count,
             dry_run=dry_run,
         )
-    if as_json:
-        json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri), sys.stdout)
-        print()
-    else:
-        print(render_text(outcome.plan, outcome.status, outcome.state_uri))
-    return 0
