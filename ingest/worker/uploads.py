@@ -1,0 +1,180 @@
+"""Sending items by their route, and turning the API's answers into outcomes.
+
+Item-level trouble (the API refusing one file, the object gone or changed at the source)
+becomes a ``failed`` outcome with reason, HTTP status and attempts; the shard goes on.
+Anything else (retries exhausted, a fatal 401/403/quota) propagates and stops the shard.
+
+A batch request fails as a whole when one of its files cannot be read from the source (the
+multipart body breaks mid-way) or when the API refuses the request itself (e.g. 413): then
+the unreadable file fails alone and the others are sent again, by batch or one by one, so
+one bad file never takes its neighbours down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from ingest.api.client import AionClient
+from ingest.api.errors import attempts_of
+from ingest.api.files import FileSpec
+from ingest.api.models import (
+    StreamBatchFileResult,
+    StreamBatchUploadResponse,
+    UploadSessionResultItem,
+)
+from ingest.errors import ItemRejected, SourceItemError
+from ingest.items import Outcome
+from ingest.settings import Settings
+from ingest.sources.base import Source
+from ingest.streams import ByteStream
+from ingest.worker.accounting import Accounting, Transfer
+from ingest.worker.batcher import Pending
+from ingest.worker.naming import Route
+from ingest.worker.pacing import Limiter
+
+log = logging.getLogger(__name__)
+
+# Batches up to this size get per-file results inline (uploads-api.md); above, the
+# session results endpoint has them.
+INLINE_RESULTS_MAX = 5
+
+
+@dataclasses.dataclass
+class Uploader:
+    """Everything a route needs: the API, the source, the pace and the books."""
+
+    client: AionClient
+    source: Source
+    settings: Settings
+    accounting: Accounting
+    limiter: Limiter
+
+    def spec(self, p: Pending, transfer: Transfer) -> FileSpec:
+        """The file as the client sees it: re-opened from the source for every attempt."""
+
+        async def opener() -> ByteStream:
+            transfer.bytes_sent = 0
+            stream = await self.source.open(p.item)
+            return self.accounting.counting(self.limiter.pace(stream), transfer)
+
+        return FileSpec(p.fields.filename, p.item.size, p.fields.content_type, opener)
+
+    async def send_single(self, p: Pending) -> None:
+        with self.accounting.transfer(p.ordinal, p.item) as t:
+            await self._single_outcome(p, t)
+
+    async def _single_outcome(self, p: Pending, t: Transfer) -> None:
+        t.route = p.fields.route.value
+        try:
+            await self._single(p, t)
+        except (ItemRejected, SourceItemError) as exc:
+            _failed(t, exc)
+
+    async def _single(self, p: Pending, t: Transfer) -> None:
+        w = self.settings.worker
+        spec = self.spec(p, t)
+        if p.fields.route is Route.PRESIGNED:
+            confirmed = await self.client.upload_presigned(
+                spec,
+                idempotency_key=p.fields.idempotency_key,
+                storage_target=w.storage_target,
+                checksum=p.item.sha256,
+            )
+            t.finish(Outcome.UPLOADED, image_id=confirmed.upload_id, attempts=confirmed.attempts)
+            return
+        r = await self.client.upload_stream(
+            spec,
+            title=p.fields.title,
+            tags=p.fields.tags,
+            auto_describe=w.auto_describe,
+            skip_duplicates=w.skip_duplicates,
+            storage_target=w.storage_target,
+        )
+        if r.skipped:
+            image_id = r.skipped_existing_image_id or r.image_id
+            t.finish(Outcome.SKIPPED_DUPLICATE, image_id=image_id, attempts=r.attempts)
+        else:
+            t.finish(Outcome.UPLOADED, image_id=r.image_id, attempts=r.attempts)
+
+    async def send_batch(self, batch: Sequence[Pending]) -> None:
+        transfers = [self.accounting.open(p.ordinal, p.item) for p in batch]
+        try:
+            await self._batch(list(zip(batch, transfers, strict=True)))
+        finally:
+            for t in transfers:
+                self.accounting.close(t)
+
+    async def _batch(self, pairs: list[tuple[Pending, Transfer]]) -> None:
+        w = self.settings.worker
+        while pairs:
+            for _, t in pairs:
+                t.route = Route.BATCH.value
+            specs = [self.spec(p, t) for p, t in pairs]
+            try:
+                r = await self.client.upload_stream_batch(
+                    specs,
+                    tags=pairs[0][0].fields.tags,
+                    auto_describe=w.auto_describe,
+                    skip_duplicates=w.skip_duplicates,
+                    intent=w.intent,
+                    storage_target=w.storage_target,
+                )
+            except SourceItemError as exc:
+                # Which file broke the body: the one whose read stopped short.
+                bad = [pt for pt in pairs if pt[1].bytes_sent < pt[0].item.size]
+                culprit = bad[0] if bad else pairs[0]
+                _failed(culprit[1], exc)
+                pairs = [pt for pt in pairs if pt is not culprit]
+                continue
+            except ItemRejected as exc:
+                if len(pairs) == 1:
+                    _failed(pairs[0][1], exc)
+                    return
+                log.info("batch of %d refused (%s): sending its files one by one", len(pairs), exc)
+                for p, t in pairs:
+                    fields = dataclasses.replace(p.fields, route=Route.STREAM)
+                    await self._single_outcome(dataclasses.replace(p, fields=fields), t)
+                return
+            await self._batch_outcomes(pairs, r)
+            return
+
+    async def _batch_outcomes(
+        self, pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadResponse
+    ) -> None:
+        attempts = r.attempts
+        by_name = {p.fields.filename: t for p, t in pairs}
+        for rej in r.rejections or []:
+            if rej.index is not None and 0 <= rej.index < len(pairs):
+                rejected: Transfer | None = pairs[rej.index][1]
+            else:
+                rejected = by_name.get(rej.filename)
+            if rejected is not None:
+                rejected.finish(Outcome.FAILED, reason=rej.reason, attempts=attempts)
+        results: Sequence[StreamBatchFileResult | UploadSessionResultItem]
+        if r.immediate_results and len(pairs) <= INLINE_RESULTS_MAX:
+            results = r.immediate_results
+        else:  # every page of the session's results
+            results = [x async for x in self.client.iter_session_results(r.session_id)]
+        for res in results:
+            t = by_name.get(res.filename)
+            if t is None or t.outcome is Outcome.FAILED:
+                continue
+            if getattr(res, "skipped", False) or res.status == "skipped":
+                image_id = getattr(res, "skipped_existing_image_id", None) or res.image_id
+                t.finish(Outcome.SKIPPED_DUPLICATE, image_id=image_id, attempts=attempts)
+            elif res.status == "failed" or getattr(res, "error", None):
+                reason = getattr(res, "error", None) or getattr(res, "error_message", None)
+                t.finish(Outcome.FAILED, reason=reason or "failed", attempts=attempts)
+            else:
+                t.finish(Outcome.UPLOADED, image_id=res.image_id, attempts=attempts)
+        for _, t in pairs:
+            if t.outcome is None:
+                # The API accepted the request but named no result for this file: record
+                # it as failed so the report says so; a rerun re-sends it harmlessly.
+                t.finish(Outcome.FAILED, reason="no per-file result in the session", attempts=1)
+
+
+def _failed(t: Transfer, exc: ItemRejected | SourceItemError) -> None:
+    t.finish(Outcome.FAILED, reason=exc.message, http_status=exc.status, attempts=attempts_of(exc))
