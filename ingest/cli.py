@@ -55,6 +55,22 @@ def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _cmd_work(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.worker.run import index_from_env, work
+
+    return int(asyncio.run(work(settings, args.run_id, index_from_env(args.index))))
+
+
+def _add_work_parser(sub: Any) -> None:
+    p = sub.add_parser("work", help="upload one shard of a planned run (one Job index)")
+    p.add_argument("--run-id", required=True, help="the run to work on")
+    p.add_argument("--state", help="state store URI: s3://bucket/prefix or file:///path")
+    p.add_argument(
+        "--index", type=int, help="shard index; default: JOB_COMPLETION_INDEX from the Job"
+    )
+    p.set_defaults(func=_cmd_work)
+
+
 def _add_plan_parser(sub: Any) -> None:
     p = sub.add_parser("plan", help="list the source, cut it into shards, write the plan")
     p.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix, a manifest, or a folder")
@@ -97,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sandbox)
 
     _add_plan_parser(sub)
+    _add_work_parser(sub)
     return parser
 
 

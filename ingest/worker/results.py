@@ -106,6 +106,7 @@ class ResultsWriter:
         self._next_part = 0
         self._lock = asyncio.Lock()
         self._last_flush = clock.monotonic()
+        self.full = asyncio.Event()  # set when flush_items outcomes wait
         self.parts_written = 0
         self.results_written = 0
 
@@ -120,6 +121,8 @@ class ResultsWriter:
 
     def add(self, result: ItemResult) -> None:
         self._buffer.append(result)
+        if len(self._buffer) >= self.flush_items:
+            self.full.set()
 
     def due(self) -> bool:
         """Whether enough outcomes or time have gathered for a flush."""
@@ -138,6 +141,7 @@ class ResultsWriter:
         """
         async with self._lock:
             batch, self._buffer = self._buffer, []
+            self.full.clear()
             self._last_flush = self.clock.monotonic()
             if not batch:
                 return 0

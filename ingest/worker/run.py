@@ -1,0 +1,160 @@
+"""``aion-ingest work``: upload one shard, with the exit codes of DESIGN.md.
+
+Order of things: read ``run.json`` (the plan must be complete) and the shard, claim the
+checkpoint (a zombie on the same index is stopped by it), continue results numbering,
+then run the pipeline with progress. Whatever ends the pipeline, outcomes gathered so far
+are flushed (a part, then the checkpoint) before the exit, except when this worker turned
+out to be stale (the newer one owns the index; writing would be wrong).
+
+SIGTERM (Kubernetes evicting the pod): cancel the pipeline, flush, exit 143, well inside
+the grace period (a flush is one small part and one small checkpoint). Open transfers are
+closed without an outcome and re-sent by the next run, harmlessly (``skip_duplicates`` and
+idempotency keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from ingest.api.client import AionClient
+from ingest.errors import ConfigError, ExitCode, IngestError, StateConflict
+from ingest.planning.model import RunPlan, decode_shard
+from ingest.settings import Settings
+from ingest.sources import open_source
+from ingest.state import open_state
+from ingest.state.base import RunLayout
+from ingest.worker.accounting import Accounting
+from ingest.worker.checkpoint import CheckpointStore
+from ingest.worker.pacing import Limiter
+from ingest.worker.pipeline import ShardPipeline
+from ingest.worker.progress import Progress
+from ingest.worker.results import ResultsWriter
+from ingest.worker.uploads import Uploader
+
+log = logging.getLogger("ingest.worker")
+
+
+def index_from_env(index: int | None) -> int:
+    """The ``--index`` given, else ``JOB_COMPLETION_INDEX`` (set by an Indexed Job)."""
+    if index is not None:
+        return index
+    raw = os.environ.get("JOB_COMPLETION_INDEX")
+    if raw is None:
+        raise ConfigError("no shard index: pass --index N or set JOB_COMPLETION_INDEX")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"JOB_COMPLETION_INDEX={raw!r} is not a number") from None
+
+
+async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
+    """Upload shard ``index`` of run ``run_id``; returns the exit code."""
+    layout = RunLayout(run_id)
+    async with open_state(settings.state, settings) as store:
+        blob = await store.get(layout.run_json)
+        if blob is None:
+            raise ConfigError(
+                f"run {run_id!r} has no complete plan in {store.uri}; run 'aion-ingest plan' first"
+            )
+        plan = RunPlan.decode(blob.data, layout.run_json)
+        if not 0 <= index < plan.shards:
+            raise ConfigError(
+                f"shard index {index} is outside run {run_id!r} (0..{plan.shards - 1})"
+            )
+        shard = await store.get(layout.shard(index))
+        if shard is None:
+            raise ConfigError(f"{layout.shard(index)} is missing from {store.uri}; plan again")
+        items = list(decode_shard(shard.data))
+
+        checkpoints = CheckpointStore(store, layout, index)
+        checkpoint = await checkpoints.claim()
+        writer = ResultsWriter(
+            store,
+            layout,
+            index,
+            checkpoints,
+            checkpoint,
+            flush_seconds=settings.worker.flush_seconds,
+            flush_items=settings.worker.flush_items,
+        )
+        await writer.open()
+        accounting = Accounting(len(items), sum(i.size for i in items), sink=writer.add)
+        done = [i for o, i in enumerate(items) if checkpoint.is_done(o)]
+        accounting.resumed(len(done), sum(i.size for i in done))
+        limiter = Limiter.from_settings(settings)
+        log.info(
+            "shard %d of run %s: %d items, %d done before",
+            index,
+            run_id,
+            len(items),
+            len(done),
+            extra={"worker": checkpoints.worker_id},
+        )
+        async with (
+            open_source(plan.source, settings) as source,
+            AionClient(settings.api, pacer=limiter.request) as client,
+        ):
+            uploader = Uploader(client, source, settings, accounting, limiter)
+            pipeline = ShardPipeline(
+                enumerate(items), checkpoint, uploader, settings, namespace=run_id
+            )
+            return await _supervise(pipeline, writer, Progress(accounting))
+
+
+async def _supervise(
+    pipeline: ShardPipeline, writer: ResultsWriter, progress: Progress
+) -> ExitCode:
+    """Run the pipeline with its helpers; turn SIGTERM and errors into a flushed exit."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.ensure_future(pipeline.run())
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        log.warning("SIGTERM: stopping, flushing results and checkpoint")
+        main.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    helpers = [
+        asyncio.ensure_future(writer.run_timer()),
+        asyncio.ensure_future(progress.run()),
+    ]
+    flusher = asyncio.ensure_future(_flush_on_count(writer))
+    helpers.append(flusher)
+    stale = False
+    try:
+        await main
+        code = ExitCode.OK
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        code = ExitCode.SIGTERM
+    except StateConflict:
+        stale = True
+        raise
+    except IngestError as exc:
+        log.error("shard stopped: %s", exc)
+        code = exc.exit_code
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        for h in helpers:
+            h.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        if not stale:
+            await writer.flush()
+        progress.close()
+    return code
+
+
+async def _flush_on_count(writer: ResultsWriter) -> None:
+    """Flush as soon as ``flush_items`` outcomes wait (the timer handles ``flush_seconds``)."""
+    while True:
+        await writer.full.wait()
+        await writer.flush()
