@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import gzip
 import hashlib
 import json
 import logging
@@ -222,55 +223,64 @@ def _find_bigs(
 def _build_shards(
     spool: Path, n: int, total_cost: float, bigs: dict[int, tuple[int, bytes]], cost: Cost
 ) -> Iterator[tuple[int, bytes, int, int]]:
-    """(index, gzip bytes, items, bytes) of shards 0..n-1; a big item opens its shard."""
+    """(index, gzip bytes, items, bytes) of shards 0..n-1; a big item opens its shard.
+
+    The hot loop of pass 2, so :meth:`Cutter.shard_of` is inlined here (same arithmetic:
+    an item goes where its cost midpoint falls); the balance tests pin both to agree.
+    """
     if n == 0:
         return
     big_list = list(bigs.values())
     cutter = Cutter(total_cost, [cost.of(size) for size, _ in big_list], n)
-    shard = _ShardBuffer()
-    current = 0
-    if big_list:
-        shard.add(*big_list[0])
-    for position, (size, line) in enumerate(read_spool(spool)):
-        if position in bigs:
-            continue
-        target = cutter.shard_of(cost.of(size))
-        while current < target:
-            yield current, *shard.finish()
-            current += 1
-            shard = _ShardBuffer()
-            if current < len(big_list):
-                shard.add(*big_list[current])
-        shard.add(size, line)
+    ends, last, per_item = cutter.ends, n - 1, cost.per_item
+    current, done = 0, 0.0
+    shard = _ShardBuffer(big_list[0] if big_list else None)
+    end = ends[0]
+    with gzip.open(spool, "rb") as lines:
+        for position, line in enumerate(lines):
+            tab = line.index(b"\t")
+            size = int(line[:tab])
+            if bigs and position in bigs:
+                continue
+            item_cost = size + per_item
+            middle = done + item_cost / 2
+            done += item_cost
+            while current < last and middle >= end:
+                yield current, *shard.finish()
+                current += 1
+                end = ends[current]
+                shard = _ShardBuffer(big_list[current] if current < len(big_list) else None)
+            shard.pending.append(line[tab + 1 :])
+            shard.items += 1
+            shard.bytes += size
+            if len(shard.pending) >= 4096:
+                shard.compress()
     while True:
         yield current, *shard.finish()
         current += 1
         if current == n:
             return
-        shard = _ShardBuffer()
-        if current < len(big_list):
-            shard.add(*big_list[current])
+        shard = _ShardBuffer(big_list[current] if current < len(big_list) else None)
 
 
 class _ShardBuffer:
     """One shard being written: compressed as it grows, so it costs its gzip size."""
 
-    def __init__(self) -> None:
+    def __init__(self, big: tuple[int, bytes] | None) -> None:
         self._zip = gzip_compressor()
         self._parts: list[bytes] = []
-        self._pending: list[bytes] = []
+        self.pending: list[bytes] = []
         self.items = 0
         self.bytes = 0
+        if big is not None:  # a big item is the shard's first (ordinal 0)
+            self.pending.append(big[1])
+            self.items, self.bytes = 1, big[0]
 
-    def add(self, size: int, line: bytes) -> None:
-        self.items += 1
-        self.bytes += size
-        self._pending.append(line)
-        if len(self._pending) >= 4096:
-            self._parts.append(self._zip.compress(b"".join(self._pending)))
-            self._pending.clear()
+    def compress(self) -> None:
+        self._parts.append(self._zip.compress(b"".join(self.pending)))
+        self.pending.clear()
 
     def finish(self) -> tuple[bytes, int, int]:
-        self._parts.append(self._zip.compress(b"".join(self._pending)))
+        self.compress()
         self._parts.append(self._zip.flush())
         return b"".join(self._parts), self.items, self.bytes

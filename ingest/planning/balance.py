@@ -82,11 +82,11 @@ class Cutter:
     def __init__(self, total_cost: float, big_costs: Sequence[float], shards: int) -> None:
         self.level = water_level(total_cost, big_costs, shards)
         bigs = list(big_costs) + [0.0] * (shards - len(big_costs))
-        self._ends: list[float] = []
+        self.ends: list[float] = []
         end = 0.0
         for b in bigs:
             end += max(0.0, self.level - b)
-            self._ends.append(end)
+            self.ends.append(end)
         self._last = shards - 1
         self._shard = 0
         self._done = 0.0  # cost of the small items already assigned
@@ -95,7 +95,7 @@ class Cutter:
         """The shard of the next small item; non-decreasing over the listing."""
         middle = self._done + item_cost / 2
         self._done += item_cost
-        while self._shard < self._last and middle >= self._ends[self._shard]:
+        while self._shard < self._last and middle >= self.ends[self._shard]:
             self._shard += 1
         return self._shard
 

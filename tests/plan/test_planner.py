@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from ingest.errors import ConfigError, FatalError, RetryableError
 from ingest.items import Item
 from ingest.plan import make_plan
+from ingest.planning.balance import Cost, assign
 from ingest.planning.model import RunPlan, decode_shard
 from ingest.settings import Settings, load_settings
 from ingest.sources.filters import Filter
@@ -244,3 +245,9 @@ def test_same_listing_same_shards_each_item_once(sizes: list[int], shards: int |
     assert one.shard_etags == two.shard_etags  # byte-identical shards
     flat = [i for shard in got for i in shard]
     assert _by_key(flat) == items  # every item exactly once
+    # The streaming planner cuts exactly as the in-memory reference (balance.assign),
+    # whose bound test_balance.py checks.
+    expected = assign(sizes, shards, Cost.from_settings(cfg.plan))
+    assert [j for j, shard in enumerate(got) for _ in shard] == sorted(expected)
+    where = {i.key: j for j, shard in enumerate(got) for i in shard}
+    assert [where[i.key] for i in items] == expected
