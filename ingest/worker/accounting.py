@@ -14,11 +14,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ingest.items import Item, ItemResult, Outcome
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
+from ingest.worker.tapped import TappedStream
 
 
 @dataclasses.dataclass(slots=True)
@@ -148,7 +149,11 @@ class Accounting:
 
     def counting(self, stream: ByteStream, transfer: Transfer) -> ByteStream:
         """``stream`` adding each chunk's size to ``transfer.bytes_sent`` as it passes."""
-        return _CountingStream(stream, transfer)
+
+        async def count(n: int) -> None:
+            transfer.bytes_sent += n
+
+        return TappedStream(stream, count)
 
     def snapshot(self) -> Snapshot:
         done = sum(self.objects.values())
@@ -166,18 +171,3 @@ class Accounting:
             in_flight=len(self.in_flight),
             bytes_in_flight=sum(t.bytes_sent for t in self.in_flight.values()),
         )
-
-
-class _CountingStream:
-    def __init__(self, inner: ByteStream, transfer: Transfer) -> None:
-        self.inner = inner
-        self.size = inner.size
-        self.transfer = transfer
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.inner:
-            self.transfer.bytes_sent += len(chunk)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -32,6 +32,7 @@ from ingest.errors import RateLimited
 from ingest.settings import Settings
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
+from ingest.worker.tapped import TappedStream
 
 log = logging.getLogger(__name__)
 
@@ -268,21 +269,4 @@ class Limiter:
         """``stream`` whose chunks wait for byte budget before they are sent."""
         if self._bytes is None:
             return stream
-        return _PacedStream(stream, self)
-
-
-class _PacedStream:
-    """A ByteStream that asks the limiter for each chunk's bytes before handing it on."""
-
-    def __init__(self, inner: ByteStream, limiter: Limiter) -> None:
-        self.inner = inner
-        self.size = inner.size
-        self.limiter = limiter
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.inner:
-            await self.limiter.acquire_bytes(len(chunk))
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return TappedStream(stream, self.acquire_bytes)

@@ -12,18 +12,11 @@ import logging
 import sys
 from typing import TextIO
 
+from ingest.planning.summary import human_bytes as human_bytes  # re-exported
 from ingest.worker.accounting import Accounting, Snapshot
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("ingest.progress")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def human_duration(seconds: float | None) -> str:
