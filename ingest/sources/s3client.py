@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +41,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ParamValidationError,
 )
+from botocore.utils import parse_timestamp
 
 from ingest.errors import (
     ConfigError,
@@ -72,6 +74,17 @@ _TRANSIENT = {
     "500",
 }
 _NETWORK = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def fast_timestamp(value: Any) -> dt.datetime:
+    """botocore's timestamp parser, with a fast path for ISO 8601 (``...T10:00:00.000Z``);
+    anything else (HTTP dates in headers, epoch numbers) goes to botocore's own."""
+    if isinstance(value, str) and "T" in value:
+        with contextlib.suppress(ValueError):
+            parsed = dt.datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    result: dt.datetime = parse_timestamp(value)
+    return result
 
 
 def s3_uri(bucket: str, key: str = "") -> str:
@@ -182,6 +195,10 @@ class S3Client:
                         read_timeout=60,
                     )
                     session = aioboto3.Session()
+                    # botocore parses each LastModified with dateutil: ~60% of a listing's
+                    # CPU. ISO 8601 (what listings carry) goes through fromisoformat instead.
+                    factory = session._session.get_component("response_parser_factory")
+                    factory.set_parser_defaults(timestamp_parser=fast_timestamp)
                     self._client = await self._stack.enter_async_context(
                         session.client(
                             "s3",
