@@ -213,16 +213,12 @@ class S3Client:
         self, bucket: str, prefix: str, delimiter: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """ListObjectsV2 pages under ``prefix``, each call holding one of ``list_slots``."""
-        client = await self.client()
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if delimiter:
             kwargs["Delimiter"] = delimiter
         while True:
             async with self.list_slots:
-                try:
-                    page: dict[str, Any] = await client.list_objects_v2(**kwargs)
-                except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
-                    raise translate(exc, s3_uri(bucket, prefix), reading=False) from exc
+                page = await self._call("list_objects_v2", s3_uri(bucket, prefix), **kwargs)
             yield page
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
@@ -231,16 +227,11 @@ class S3Client:
 
     async def head(self, bucket: str, key: str, *, checksum: bool = False) -> dict[str, Any]:
         """HeadObject (with ``ChecksumMode=ENABLED`` when ``checksum``), holding a head slot."""
-        client = await self.client()
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if checksum:
             kwargs["ChecksumMode"] = "ENABLED"
         async with self.head_slots:
-            try:
-                response: dict[str, Any] = await client.head_object(**kwargs)
-            except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
-                raise translate(exc, s3_uri(bucket, key), reading=False) from exc
-        return response
+            return await self._call("head_object", s3_uri(bucket, key), **kwargs)
 
     async def get(
         self,
@@ -253,18 +244,25 @@ class S3Client:
         """One GetObject, streamed. With ``etag`` it is conditional (IfMatch): an object
         replaced since planning fails with SourceItemError instead of uploading new bytes
         under the old plan."""
-        client = await self.client()
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if etag:
             kwargs["IfMatch"] = f'"{etag}"'
         if version_id:
             kwargs["VersionId"] = version_id
         where = s3_uri(bucket, key)
-        try:
-            response = await client.get_object(**kwargs)
-        except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
-            raise translate(exc, where, reading=True) from exc
+        response = await self._call("get_object", where, reading=True, **kwargs)
         return S3ObjectStream(response["Body"], int(response["ContentLength"]), where)
+
+    async def _call(
+        self, operation: str, where: str, *, reading: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One client call, its failures translated (see :func:`translate`)."""
+        client = await self.client()
+        try:
+            response: dict[str, Any] = await getattr(client, operation)(**kwargs)
+        except (ClientError, NoCredentialsError, ParamValidationError, *_NETWORK) as exc:
+            raise translate(exc, where, reading=reading) from exc
+        return response
 
     async def aclose(self) -> None:
         self._client = None
