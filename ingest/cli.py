@@ -13,15 +13,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest import __version__
-from ingest.errors import ExitCode, IngestError
+from ingest.errors import ConfigError, ExitCode, IngestError
 from ingest.logs import register_secret, setup_logging
 from ingest.settings import Settings, iter_fields, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
-def _settings_from_args(args: argparse.Namespace) -> Settings:
-    """Environment settings, with the command line's values on top."""
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line: argparse dests named ``group.field``."""
     overrides: dict[str, Any] = {}
     for dest, value in vars(args).items():
         if value is None or "." not in dest:
@@ -30,7 +30,12 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
         overrides.setdefault(group, {})[field] = value
     if getattr(args, "state", None):
         overrides["state"] = args.state
-    return load_settings(**overrides)
+    return overrides
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment settings, with the command line's values on top."""
+    return load_settings(**_overrides(args))
 
 
 def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,9 +76,8 @@ def _add_work_parser(sub: Any) -> None:
     p.set_defaults(func=_cmd_work)
 
 
-def _add_plan_parser(sub: Any) -> None:
-    p = sub.add_parser("plan", help="list the source, cut it into shards, write the plan")
-    p.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix, a manifest, or a folder")
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    """Options that shape a plan, shared by ``plan`` and ``run``."""
     p.add_argument("--state", help="state store URI: s3://bucket/prefix or file:///path")
     p.add_argument("--run-id", help="use this run id (a-z, 0-9, '-'); default: a new one")
     p.add_argument("--shards", dest="plan.shards", type=int, help="number of shards")
@@ -88,9 +92,101 @@ def _add_plan_parser(sub: Any) -> None:
     )
     p.add_argument("--include", dest="filters.include", action="append", metavar="GLOB")
     p.add_argument("--exclude", dest="filters.exclude", action="append", metavar="GLOB")
+
+
+def _add_plan_parser(sub: Any) -> None:
+    p = sub.add_parser("plan", help="list the source, cut it into shards, write the plan")
+    p.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix, a manifest, or a folder")
+    _add_plan_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--dry-run", action="store_true", help="compute and print; write nothing")
     p.set_defaults(func=_cmd_plan)
+
+
+def _env_overrides(args: argparse.Namespace) -> dict[str, str]:
+    from ingest.local_run import overrides_to_env
+
+    overrides = _overrides(args)
+    overrides.pop("state", None)
+    return overrides_to_env(overrides)
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.local_run import run_command
+
+    if args.source and args.retry_failed:
+        raise ConfigError("give SOURCE or --retry-failed RUN_ID, not both")
+    return asyncio.run(
+        run_command(
+            args.source,
+            settings,
+            parallelism=args.parallelism,
+            run_id=args.run_id,
+            retry_failed=args.retry_failed,
+            env_overrides=_env_overrides(args),
+        )
+    )
+
+
+def _cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.local_run import resume_command
+
+    return asyncio.run(
+        resume_command(
+            args.run_id,
+            settings,
+            parallelism=args.parallelism,
+            env_overrides=_env_overrides(args),
+        )
+    )
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.local_run import status_command
+
+    return asyncio.run(status_command(args.run_id, settings, as_json=args.json))
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.local_run import report_command
+
+    return asyncio.run(report_command(args.run_id, settings, failed_only=args.failed_only))
+
+
+def _add_local_run_parsers(sub: Any) -> None:
+    state_help = "state store URI (default: a folder under the user's data directory)"
+    p = sub.add_parser("run", help="plan, upload with local worker processes, report")
+    p.add_argument(
+        "source", metavar="SOURCE", nargs="?", help="s3://bucket/prefix, a manifest, or a folder"
+    )
+    _add_plan_options(p)
+    p.add_argument(
+        "-p", "--parallelism", type=int, default=2, help="worker processes at once (default 2)"
+    )
+    p.add_argument(
+        "--retry-failed", metavar="RUN_ID", help="plan a new run from RUN_ID's failed items"
+    )
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("resume", help="relaunch the shards of a run that are not complete")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--state", help=state_help)
+    p.add_argument("-p", "--parallelism", type=int, default=2, help="worker processes at once")
+    p.set_defaults(func=_cmd_resume)
+
+    p = sub.add_parser("status", help="per-shard progress of a run, from the state store")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--state", help=state_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("report", help="merge a run's results into report.json and report.csv")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--state", help=state_help)
+    p.add_argument(
+        "--failed-only", action="store_true", help="also write failed.csv, just the failures"
+    )
+    p.set_defaults(func=_cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sandbox)
 
     _add_plan_parser(sub)
+    _add_local_run_parsers(sub)
     _add_work_parser(sub)
     return parser
 
