@@ -166,11 +166,8 @@ async def launch_and_report(
     parallelism = max(1, min(parallelism, plan.shards))
     env = dict(os.environ)
     env.update(env_overrides)
-    env.update(
-        INGEST_STATE=state_uri,
-        INGEST_WORKER__PARALLEL_WORKERS=str(parallelism),
-        INGEST_LOG__FORMAT=env_overrides.get("INGEST_LOG__FORMAT", "text"),
-    )
+    env.update(INGEST_STATE=state_uri, INGEST_WORKER__PARALLEL_WORKERS=str(parallelism))
+    env.setdefault("INGEST_LOG__FORMAT", "text")  # their logs go to files people read
     log_dir = data_dir() / "logs" / plan.run_id
     log_dir.mkdir(parents=True, exist_ok=True)
     spec = JobSpec(
@@ -190,6 +187,7 @@ async def launch_and_report(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     progress = RunProgress(store, plan)
+    await progress.line()  # the baseline: what was done before this start
     ticker = asyncio.create_task(progress.run(), name="run-progress")
     try:
         outcome = await launcher.run(stop)
