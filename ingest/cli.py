@@ -153,6 +153,21 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(report_command(args.run_id, settings, failed_only=args.failed_only))
 
 
+def _cmd_coordinate(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.coordinator import coordinate_command
+
+    return asyncio.run(coordinate_command(args.source, settings, args.run_id))
+
+
+def _add_coordinate_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "coordinate", help="in a cluster: plan, launch the worker Indexed Job, watch, report"
+    )
+    p.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix or a manifest")
+    _add_plan_options(p)
+    p.set_defaults(func=_cmd_coordinate)
+
+
 def _add_local_run_parsers(sub: Any) -> None:
     state_help = "state store URI (default: a folder under the user's data directory)"
     p = sub.add_parser("run", help="plan, upload with local worker processes, report")
@@ -211,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_parser(sub)
     _add_local_run_parsers(sub)
     _add_work_parser(sub)
+    _add_coordinate_parser(sub)
     return parser
 
 

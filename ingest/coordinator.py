@@ -138,3 +138,50 @@ async def _log_progress(run_id: str, progress: ProgressStep, every: float) -> No
             log.info("run %s: %s", run_id, await progress(run_id))
         except Exception as exc:  # progress is a nicety; the watch decides the outcome
             log.warning("run %s: progress unavailable (%s)", run_id, exc)
+
+
+async def coordinate_command(
+    source_uri: str,
+    settings: Settings,
+    run_id: str | None,
+    *,
+    observer: Observer | None = None,
+) -> int:
+    """``aion-ingest coordinate SOURCE``: the chart's coordinator, wired to the real steps."""
+    from ingest.planning.command import plan_source
+    from ingest.report import build_report, load_plan, shard_statuses
+    from ingest.state import open_state
+
+    async with open_state(settings.state, settings) as store:
+
+        async def plan(rid: str) -> int:
+            outcome = await plan_source(source_uri, settings, store, run_id=rid)
+            log.info("run %s: %s plan, %d shards", rid, outcome.status, outcome.plan.shards)
+            return outcome.plan.shards
+
+        async def report(rid: str, verdict: Verdict) -> str | None:
+            merged = await build_report(
+                store, rid, verdict=verdict.kind.value, failed_indexes=sorted(verdict.failed)
+            )
+            for line in merged.summary().splitlines():
+                log.info("run %s: %s", rid, line)
+            return merged.report_csv
+
+        async def progress(rid: str) -> str:
+            plan_ = await load_plan(store, rid)
+            statuses = await shard_statuses(store, plan_)
+            done = sum(s.done for s in statuses)
+            complete = sum(1 for s in statuses if s.state == "complete")
+            return (
+                f"{done:,}/{plan_.items:,} objects have an outcome; "
+                f"{complete}/{plan_.shards} shards complete"
+            )
+
+        return await coordinate(
+            settings,
+            plan=plan,
+            report=report,
+            run_id=run_id,
+            progress=progress,
+            observer=observer,
+        )

@@ -29,7 +29,7 @@ from ingest.launch.semantics import JobSpec
 from ingest.planning.command import plan_source
 from ingest.planning.model import RunPlan
 from ingest.planning.summary import render_text
-from ingest.report import build_report, failed_items, load_checkpoint, load_plan
+from ingest.report import build_report, failed_items, load_plan, shard_statuses
 from ingest.settings import Settings
 from ingest.state import StateStore, open_state
 from ingest.worker.progress import human_bytes, human_duration
@@ -60,41 +60,6 @@ def overrides_to_env(overrides: Mapping[str, Any]) -> dict[str, str]:
         else:
             env[f"INGEST_{group.upper()}"] = str(value)
     return env
-
-
-@dataclasses.dataclass
-class ShardStatus:
-    index: int
-    items: int
-    bytes: int
-    done: int
-    worker: str
-    generation: int
-    updated_at: str
-
-    @property
-    def state(self) -> str:
-        if self.done >= self.items:
-            return "complete"
-        return "in progress" if self.generation else "not started"
-
-
-async def shard_statuses(store: StateStore, plan: RunPlan) -> list[ShardStatus]:
-    out = []
-    for index, (items, nbytes) in enumerate(zip(plan.shard_items, plan.shard_bytes, strict=True)):
-        cp = await load_checkpoint(store, plan.run_id, index)
-        out.append(
-            ShardStatus(
-                index,
-                items,
-                nbytes,
-                min(cp.count(), items),
-                cp.worker_id,
-                cp.generation,
-                cp.updated_at,
-            )
-        )
-    return out
 
 
 class RunProgress:

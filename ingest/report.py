@@ -150,6 +150,41 @@ async def complete_indexes(store: StateStore, plan: RunPlan) -> list[int]:
     return done
 
 
+@dataclasses.dataclass
+class ShardStatus:
+    index: int
+    items: int
+    bytes: int
+    done: int
+    worker: str
+    generation: int
+    updated_at: str
+
+    @property
+    def state(self) -> str:
+        if self.done >= self.items:
+            return "complete"
+        return "in progress" if self.generation else "not started"
+
+
+async def shard_statuses(store: StateStore, plan: RunPlan) -> list[ShardStatus]:
+    out = []
+    for index, (items, nbytes) in enumerate(zip(plan.shard_items, plan.shard_bytes, strict=True)):
+        cp = await load_checkpoint(store, plan.run_id, index)
+        out.append(
+            ShardStatus(
+                index,
+                items,
+                nbytes,
+                min(cp.count(), items),
+                cp.worker_id,
+                cp.generation,
+                cp.updated_at,
+            )
+        )
+    return out
+
+
 def merge_shard(
     index: int, items: list[Item], results: dict[int, ItemResult]
 ) -> Iterator[tuple[Item, ItemResult]]:
