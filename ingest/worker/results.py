@@ -21,6 +21,7 @@ import gzip
 import json
 import logging
 import re
+from collections.abc import Sequence
 
 from ingest.errors import StateConflict
 from ingest.items import ItemResult
@@ -107,6 +108,8 @@ class ResultsWriter:
         self._lock = asyncio.Lock()
         self._last_flush = clock.monotonic()
         self.full = asyncio.Event()  # set when flush_items outcomes wait
+        # parts written whose checkpoint save failed (not a conflict): saved next flush
+        self._checkpoint_due = False
         self.parts_written = 0
         self.results_written = 0
 
@@ -137,22 +140,26 @@ class ResultsWriter:
         """Write buffered outcomes as one part, then the checkpoint. Returns how many.
 
         StateConflict from the checkpoint means this worker is stale: it propagates. Any
-        other failure puts the outcomes back so the next flush writes them.
+        other failure puts the outcomes back (or keeps the checkpoint due) so the next
+        flush writes them.
         """
         async with self._lock:
             batch, self._buffer = self._buffer, []
             self.full.clear()
             self._last_flush = self.clock.monotonic()
-            if not batch:
+            if batch:
+                try:
+                    await self._write_part(batch)
+                except BaseException:
+                    self._buffer[:0] = batch
+                    raise
+                self.results_written += len(batch)
+                self.checkpoint.add_all(r.ordinal for r in batch)
+                self._checkpoint_due = True
+            if not self._checkpoint_due:
                 return 0
-            try:
-                await self._write_part(batch)
-            except BaseException:
-                self._buffer[:0] = batch
-                raise
-            self.checkpoint.add_all(r.ordinal for r in batch)
             await self.checkpoints.save(self.checkpoint)
-            self.results_written += len(batch)
+            self._checkpoint_due = False
             log.debug(
                 "flushed %d results of shard %d (part %d)",
                 len(batch),
@@ -178,6 +185,20 @@ class ResultsWriter:
             "another writer; another worker is running on this index, this one stops"
         )
 
+    async def stop_background(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        """Cancel the background flushers (:meth:`run_timer` and the like) between flushes,
+        never inside one.
+
+        A checkpoint write cancelled after the store applied it but before its new ETag was
+        noted leaves this worker with a stale ETag: its next write then fails as if a zombie
+        had claimed the index (the kill tests saw exactly that at the end of a shard). So
+        wait for the flush in progress, then cancel while holding the lock.
+        """
+        async with self._lock:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def flush_if_due(self) -> int:
         return await self.flush() if self.due() else 0
 
@@ -188,7 +209,7 @@ class ResultsWriter:
             if wait > 0:
                 await self.clock.sleep(wait)
                 continue
-            if self._buffer:
+            if self._buffer or self._checkpoint_due:
                 await self.flush()
             else:
                 self._last_flush = self.clock.monotonic()

@@ -19,6 +19,8 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from ingest.api.client import AionClient
 from ingest.errors import ConfigError, ExitCode, IngestError, StateConflict
@@ -108,9 +110,16 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
 async def _supervise(
     pipeline: ShardPipeline, writer: ResultsWriter, progress: Progress
 ) -> ExitCode:
-    """Run the pipeline with its helpers; turn SIGTERM and errors into a flushed exit."""
+    """Run the pipeline with its helpers; turn SIGTERM and errors into a flushed exit.
+
+    The background flushes (on time, on count) are watched like the pipeline itself: the
+    first to fail stops the shard at once. A StateConflict there means a newer worker
+    claimed this index: this one stops uploading and writes nothing more (the newer one
+    owns the checkpoint); before, the error sat in a finished task until the final flush
+    and the zombie uploaded its whole shard a second time.
+    """
     loop = asyncio.get_running_loop()
-    main = asyncio.ensure_future(pipeline.run())
+    main = _named(pipeline.run(), "shard-pipeline")
     terminated = False
 
     def on_sigterm() -> None:
@@ -121,36 +130,44 @@ async def _supervise(
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-    helpers = [
-        asyncio.ensure_future(writer.run_timer()),
-        asyncio.ensure_future(progress.run()),
+    flushers = [
+        _named(writer.run_timer(), "flush-timer"),
+        _named(_flush_on_count(writer), "flush-on-count"),
     ]
-    flusher = asyncio.ensure_future(_flush_on_count(writer))
-    helpers.append(flusher)
+    progress_task = _named(progress.run(), "progress")
     stale = False
     try:
+        await asyncio.wait([main, *flushers], return_when=asyncio.FIRST_COMPLETED)
+        for failed in (f for f in flushers if f.done()):  # they only end by failing
+            main.cancel()
+            await asyncio.gather(main, return_exceptions=True)
+            failed.result()
         await main
         code = ExitCode.OK
     except asyncio.CancelledError:
         if not terminated:
             raise
         code = ExitCode.SIGTERM
-    except StateConflict:
+    except StateConflict as exc:
         stale = True
-        raise
+        log.error("stale worker, stopping without writing: %s", exc)
+        code = exc.exit_code
     except IngestError as exc:
         log.error("shard stopped: %s", exc)
         code = exc.exit_code
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
-        for h in helpers:
-            h.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
+        progress_task.cancel()
+        await writer.stop_background([*flushers, progress_task])
         if not stale:
             await writer.flush()
         progress.close()
     return code
+
+
+def _named(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro, name=name)
 
 
 async def _flush_on_count(writer: ResultsWriter) -> None:

@@ -1,0 +1,150 @@
+"""Kill tests: a worker process killed at random points, rerun until done, loses nothing
+and stores nothing twice (DESIGN: uploads at-least-once, effect exactly-once).
+
+Each seed draws its kill points from ``random.Random(seed)``: after some number of files
+the sandbox has stored (observed, not timed), or as soon as the worker has claimed the
+checkpoint (killed before or around its first upload). One seed reads from moto's S3 and
+keeps its state there too; the others use a folder source and a folder state store.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.items import Outcome
+from tests.worker.harness import Run, Worker, assert_exactly_once, wait_for
+
+N_ITEMS = 2000
+KILL_SEEDS = range(10)
+# A worker killed inside a checkpoint write leaves the folder store's lock file behind;
+# the next worker breaks it once it is this old (30 s by default, too long for a test).
+KILL_ENV = {"INGEST_STORE__LOCK_STALE_SECONDS": "1"}
+
+
+def _body(i: int) -> bytes:
+    """A few hundred bytes of unique UTF-8 text (unique: the sandbox dedups by hash)."""
+    line = f"item {i:05d} of the kill test; every file differs from every other one.\n"
+    return (line * 4).encode()
+
+
+def _name(i: int) -> str:
+    return f"note-{i:05d}.txt"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("kill-src")
+    for i in range(N_ITEMS):
+        (root / _name(i)).write_bytes(_body(i))
+    return root
+
+
+EXPECTED = {_name(i) for i in range(N_ITEMS)}
+
+
+def _stored(sandbox: Any) -> int:
+    return len(sandbox.app.store.files)  # the in-process server's store: cheap to poll
+
+
+def _kill_at_random_points(run: Run, sandbox: Any, rng: random.Random) -> list[int]:
+    """Start and SIGKILL the worker once or twice at points drawn from ``rng``; the codes."""
+    return [_kill_once(run, sandbox, rng) for _ in range(rng.randint(1, 2))]
+
+
+def _kill_once(run: Run, sandbox: Any, rng: random.Random) -> int:
+    local = run.state.startswith("file://")
+    before = run.local_checkpoint() if local else None
+    generation = before.generation if before else 0
+    w = run.start()
+    if local and rng.random() < 0.25:
+        # right after the claim: killed while reading, before or around its first upload
+        def claimed() -> bool:
+            cp = run.local_checkpoint()
+            return (cp is not None and cp.generation > generation) or not w.alive()
+
+        wait_for("the claim", claimed)
+    else:
+        target = _stored(sandbox) + rng.randint(1, N_ITEMS // 2)
+        wait_for("uploads", lambda: _stored(sandbox) >= target or not w.alive())
+    w.send(signal.SIGKILL)
+    return w.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("seed", KILL_SEEDS)
+def test_sigkill_at_random_points_then_rerun_loses_nothing_and_doubles_nothing(
+    seed: int, folder: Path, tmp_path: Path, sandbox: Any, request: pytest.FixtureRequest
+) -> None:
+    rng = random.Random(seed)
+    if seed == 0:  # one seed on S3: objects in moto, the state store in moto too
+        bucket = request.getfixturevalue("s3_bucket")
+        _fill_bucket(bucket)
+        run = Run.create(
+            tmp_path,
+            sandbox,
+            state=bucket.uri("state"),
+            AWS_ENDPOINT_URL=bucket.endpoint_url,
+        )
+        run.plan(bucket.uri("src/"))
+    else:
+        run = Run.create(tmp_path, sandbox, **KILL_ENV)
+        run.plan(str(folder))
+    try:
+        codes = _kill_at_random_points(run, sandbox, rng)
+        assert all(c in (-signal.SIGKILL, 0) for c in codes), codes
+        run.finish()
+    finally:
+        run.stop_all()
+    assert_exactly_once(run, sandbox, EXPECTED)
+    outcomes = {r.outcome for r in run.results().values()}
+    assert outcomes <= {Outcome.UPLOADED, Outcome.SKIPPED_DUPLICATE}
+
+
+def _fill_bucket(bucket: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = bucket.server.client()
+
+    def put(i: int) -> None:
+        client.put_object(Bucket=bucket.name, Key=f"src/{_name(i)}", Body=_body(i))
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(N_ITEMS)))
+
+
+def _sigterm_after_progress(run: Run, sandbox: Any, at: int) -> Worker:
+    w = run.start()
+    wait_for("uploads", lambda: _stored(sandbox) >= at or not w.alive())
+    assert w.alive(), f"the worker ended before {at} uploads:\n{w.stderr()}"
+    w.send(signal.SIGTERM)
+    return w
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("at", [300, 1300])
+def test_sigterm_exits_143_with_a_flushed_checkpoint(
+    at: int, folder: Path, tmp_path: Path, sandbox: Any
+) -> None:
+    run = Run.create(tmp_path, sandbox)
+    run.plan(str(folder))
+    try:
+        w = _sigterm_after_progress(run, sandbox, at)
+        assert w.wait() == 143, w.stderr()
+        assert "SIGTERM" in w.stderr()
+        cp = run.checkpoint()
+        results = run.results()
+        assert cp is not None
+        # flushed: the checkpoint names exactly the ordinals whose outcomes are stored
+        assert cp.count() == len(results) > 0
+        assert all(cp.is_done(o) for o in results)
+        assert not cp.is_complete(N_ITEMS)
+        run.finish()
+    finally:
+        run.stop_all()
+    assert_exactly_once(run, sandbox, EXPECTED)
