@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # Batches up to this size get per-file results inline (uploads-api.md); above, the
 # session results endpoint has them.
 INLINE_RESULTS_MAX = 5
+# Session results per page: one page holds a whole ENTERPRISE batch (50 files).
+RESULTS_PAGE = 100
 
 
 @dataclasses.dataclass
@@ -156,7 +158,8 @@ class Uploader:
         if r.immediate_results and len(pairs) <= INLINE_RESULTS_MAX:
             results = r.immediate_results
         else:  # every page of the session's results
-            results = [x async for x in self.client.iter_session_results(r.session_id)]
+            pages = self.client.iter_session_results(r.session_id, page_size=RESULTS_PAGE)
+            results = [x async for x in pages]
         for res in results:
             t = by_name.get(res.filename)
             if t is None or t.outcome is Outcome.FAILED:
