@@ -37,6 +37,7 @@ from ingest.worker.tapped import TappedStream
 log = logging.getLogger(__name__)
 
 _EPS = 1e-9
+MAX_DEFAULT_FLOOR = 0.1  # requests/s
 
 
 class TokenBucket:
@@ -144,8 +145,11 @@ class Limiter:
             raise ValueError("decrease must be between 0 and 1")
         self.clock = clock
         self.ceiling = requests_per_second
-        # Defaults: never below 5% of the share; climb back from half to full in ~10 periods.
-        self.floor = min(floor if floor is not None else requests_per_second * 0.05, self.ceiling)
+        # Defaults: never below 5% of the share (nor above one request per 10 s: a budget
+        # set far above the key's real limit, e.g. a wrong tier, must still get down to it
+        # when 429s come without Retry-After); climb back from half to full in ~10 periods.
+        default_floor = min(requests_per_second * 0.05, MAX_DEFAULT_FLOOR)
+        self.floor = min(floor if floor is not None else default_floor, self.ceiling)
         self.increase = increase if increase is not None else requests_per_second * 0.05
         self.decrease = decrease
         self.increase_period = increase_period

@@ -124,6 +124,9 @@ async def _supervise(
 
     def on_sigterm() -> None:
         nonlocal terminated
+        if main.done():
+            log.warning("SIGTERM during the final flush: finishing it")
+            return
         terminated = True
         log.warning("SIGTERM: stopping, flushing results and checkpoint")
         main.cancel()
@@ -156,13 +159,17 @@ async def _supervise(
         log.error("shard stopped: %s", exc)
         code = exc.exit_code
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
         progress_task.cancel()
-        await writer.stop_background([*flushers, progress_task])
-        if not stale:
-            await writer.flush()
-        progress.close()
+        try:
+            await writer.stop_background([*flushers, progress_task])
+            if not stale:
+                await writer.flush()
+        finally:
+            # Removed only now: a SIGTERM during the final flush must not kill it half-way
+            # (the default action); the handler's cancel of a finished pipeline is a no-op.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+            progress.close()
     return code
 
 
