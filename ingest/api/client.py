@@ -47,6 +47,7 @@ from ingest.api.models import (
     UserFile,
 )
 from ingest.api.multipart import MultipartBody
+from ingest.errors import ItemRejected
 
 
 def _bool(value: bool) -> str:
@@ -211,7 +212,14 @@ class AionClient(ApiEdge):
             idempotency_key=idempotency_key,
             storage_target=storage_target,
         )
-        await self.put_presigned(target, file)
+        try:
+            await self.put_presigned(target, file)
+        except ItemRejected as exc:
+            # 409 to a re-requested URL: the upload behind this idempotency key was already
+            # PUT and confirmed (a re-send after a crash between confirm and checkpoint).
+            # Confirming again answers with that upload; anything else is a real refusal.
+            if exc.status != 409 or idempotency_key is None:
+                raise
         return await self.confirm_upload(
             target.object_key, file.size, checksum=checksum, content_type=file.content_type
         )

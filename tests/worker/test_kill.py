@@ -9,6 +9,7 @@ keeps its state there too; the others use a folder source and a folder state sto
 
 from __future__ import annotations
 
+import hashlib
 import random
 import signal
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ingest.demo.samples import big_pdf_chunks
 from ingest.items import Outcome
 from tests.worker.harness import Run, Worker, assert_exactly_once, wait_for
 
@@ -148,3 +150,58 @@ def test_sigterm_exits_143_with_a_flushed_checkpoint(
     finally:
         run.stop_all()
     assert_exactly_once(run, sandbox, EXPECTED)
+
+
+BIG = 100 * 1024 * 1024 + 1024  # over the stream limit: request URL, PUT, confirm
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("when", ["mid-put", "after-confirm"])
+def test_a_presigned_upload_killed_then_rerun_is_stored_once(
+    when: str, tmp_path: Path, sandbox: Any
+) -> None:
+    """The idempotency key makes the re-sent presigned upload the same upload."""
+    src = tmp_path / "src"
+    src.mkdir()
+    sha = hashlib.sha256()
+    with (src / "scan.pdf").open("wb") as f:
+        for chunk in big_pdf_chunks(BIG, seed=9):
+            f.write(chunk)
+            sha.update(chunk)
+    for i in range(20):
+        (src / _name(i)).write_bytes(_body(i))
+    # ~2 s for the big PUT (a bandwidth cap), outcomes flushed late: room to kill in both
+    run = Run.create(
+        tmp_path,
+        sandbox,
+        INGEST_WORKER__FLUSH_SECONDS="5",
+        INGEST_WORKER__BYTES_PER_SECOND=str(50 * 1024 * 1024),
+        **KILL_ENV,
+    )
+    run.plan(str(src))
+    try:
+        w = run.start()
+        if when == "mid-put":
+            wait_for("the PUT", lambda: _putting(sandbox) or not w.alive())
+        else:  # stored, but its outcome not yet flushed
+            wait_for("the confirm", lambda: _has_size(sandbox, BIG) or not w.alive())
+        assert w.alive(), w.stderr()
+        w.send(signal.SIGKILL)
+        w.wait()
+        run.finish()
+    finally:
+        run.stop_all()
+    big = [f for f in sandbox.files() if f["size_bytes"] == BIG]
+    assert [f["sha256"] for f in big] == [sha.hexdigest()]
+    assert_exactly_once(run, sandbox, {"scan.pdf"} | {_name(i) for i in range(20)})
+
+
+def _putting(sandbox: Any) -> bool:
+    """A presigned URL was handed out and nothing has arrived at it yet."""
+    presigns = list(sandbox.app.store.presigns.values())
+    return bool(presigns) and all(p.received_size is None for p in presigns)
+
+
+def _has_size(sandbox: Any, size: int) -> bool:
+    return any(f.size_bytes == size for f in list(sandbox.app.store.files.values()))
