@@ -134,7 +134,9 @@ class FakeApi:
             }
         )
 
-    async def iter_session_results(self, session_id: str) -> AsyncIterator[UploadSessionResultItem]:
+    async def iter_session_results(
+        self, session_id: str, page_size: int = 100
+    ) -> AsyncIterator[UploadSessionResultItem]:
         self.requests.append("session-results")
         for r in self.sessions[session_id]:
             yield r
