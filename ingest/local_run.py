@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -74,6 +75,7 @@ class RunProgress:
         self._start = time.monotonic()
         self._first_done: int | None = None
         self._drawn = 0
+        self._last_fraction = 0.0
 
     async def line(self) -> str:
         statuses = await shard_statuses(self.store, self.plan)
@@ -87,15 +89,29 @@ class RunProgress:
         remaining = self.plan.items - done
         eta = remaining / rate if rate > 0 else None
         pct = 100.0 * done / self.plan.items if self.plan.items else 100.0
+        self._last_fraction = pct / 100.0
         return (
             f"{done:,}/{self.plan.items:,} objects ({pct:.1f}%), ~{human_bytes(done_bytes)}, "
             f"shards {complete}/{self.plan.shards} complete, {rate:.1f} obj/s, "
             f"ETA {human_duration(eta if remaining else 0.0)}"
         )
 
+    def clear(self) -> None:
+        """Erase the bar (before another line is written under it); the next tick redraws."""
+        if self.tty and self._drawn:
+            self.stream.write("\r\033[K")
+            self._drawn = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a logging filter: clear the bar before each log line, so they never collide."""
+        self.clear()
+        return True
+
     async def emit(self) -> None:
         text = await self.line()
         if self.tty:
+            done = self._last_fraction
+            text = "[" + "#" * int(done * 24) + "-" * (24 - int(done * 24)) + "] " + text
             self.stream.write("\r" + text + " " * max(0, self._drawn - len(text)))
             self.stream.flush()
             self._drawn = len(text)
@@ -154,9 +170,14 @@ async def launch_and_report(
     progress = RunProgress(store, plan)
     await progress.line()  # the baseline: what was done before this start
     ticker = asyncio.create_task(progress.run(), name="run-progress")
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(progress)
     try:
         outcome = await launcher.run(stop)
     finally:
+        for handler in handlers:
+            handler.removeFilter(progress)
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
