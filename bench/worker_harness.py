@@ -3,9 +3,10 @@
 Every server runs in its own process on a free loopback port (moto's ``moto_server`` for
 S3, ``python -m ingest sandbox --store none`` for the API), so the process being measured
 (``aion-ingest work``, ``aion-ingest run``, or ``bench/ideal_client.py``) is measured
-alone: its wall time, CPU (``utime + stime``) and peak RSS come from ``os.wait4``'s rusage,
-and the CPU spent before its pipeline started is read from ``/proc/<pid>/stat`` the moment
-the worker logs its first line about the shard (start-up imports are not the pipeline).
+alone: its wall time and CPU (``utime + stime``) come from ``os.wait4``'s rusage, its peak
+RSS from VmHWM in ``/proc/<pid>/status`` sampled while it runs, and the CPU spent before
+its pipeline started is read from ``/proc/<pid>/stat`` the moment the worker logs its first
+line about the shard (start-up imports are not the pipeline).
 """
 
 from __future__ import annotations
@@ -59,6 +60,22 @@ def _wait_port(port: int, proc: subprocess.Popen[Any], what: str, timeout: float
             return
         time.sleep(0.05)  # start-up polling of a server, not a test
     raise SystemExit(f"{what} did not listen on port {port} within {timeout:.0f}s")
+
+
+def pin_apart(pid: int) -> str:
+    """Give ``pid`` (a server standing in for remote S3) the first core and this process,
+    and so every child started afterwards, the others. Production S3 does not share the
+    worker's cores; on a 2-core box an unpinned moto makes the figures measure who wins
+    the CPU instead of how fast a client is. A no-op on one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return "not pinned (one core)"
+    os.sched_setaffinity(pid, {cores[0]})
+    for task in Path(f"/proc/{pid}/task").iterdir():  # moto's threads that exist already
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task.name), {cores[0]})
+    os.sched_setaffinity(0, set(cores[1:]))
+    return f"moto pinned to core {cores[0]}, the rest to {cores[1:]}"
 
 
 @contextlib.contextmanager
@@ -192,7 +209,7 @@ class Measured:
     code: int
     wall: float  # seconds, start to exit
     cpu: float  # utime + stime, seconds, whole process (and children it waited for)
-    maxrss: int  # bytes, peak resident set of the process itself
+    maxrss: int  # bytes, peak resident set of the process itself (VmHWM)
     window: float | None  # seconds from the start marker to exit
     window_cpu: float | None  # CPU seconds from the start marker to exit
     stderr_tail: str
@@ -201,6 +218,29 @@ class Measured:
     def per(self, n: int) -> float:
         """Objects per second over the pipeline window (whole process when no marker)."""
         return n / (self.window or self.wall)
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set of a live process, bytes (VmHWM in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _watch_hwm(pid: int, peak: list[int]) -> None:
+    """Keep ``peak[0]`` at the process's VmHWM until it exits.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak over into the child at exec (the
+    bench process holding boto3 and buffers would count), while VmHWM belongs to the new
+    program alone. VmHWM is a high-water mark, so sampling loses at most the last 50 ms.
+    """
+    while True:
+        try:
+            peak[0] = max(peak[0], vm_hwm(pid))
+        except OSError:
+            return
+        time.sleep(0.05)
 
 
 def run_measured(
@@ -230,6 +270,9 @@ def run_measured(
     stdout = proc.stdout
     collector = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
     collector.start()
+    peak = [0]
+    watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, peak), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -240,7 +283,7 @@ def run_measured(
         code=proc.returncode,
         wall=wall,
         cpu=cpu,
-        maxrss=usage.ru_maxrss * 1024,
+        maxrss=peak[0],
         window=(t0 + wall - mark[0][0]) if mark else None,
         window_cpu=(cpu - mark[0][1]) if mark else None,
         stderr_tail="".join(tail),

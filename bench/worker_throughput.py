@@ -136,54 +136,64 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each pair")
     parser.add_argument("--profile", help="also run the worker once under cProfile, dump here")
     parser.add_argument("--bucket", default="bench-throughput")
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="let moto share every core"
+    )
     args = parser.parse_args()
+
+    with h.moto() as (s3, moto_pid):
+        pinning = h.pin_apart(moto_pid) if args.pin else "not pinned"
+        with h.sandbox() as (api, sandbox_pid):
+            _compare(args, s3, moto_pid, api, sandbox_pid, pinning)
+    return 0
+
+
+def _compare(
+    args: argparse.Namespace, s3: str, moto_pid: int, api: str, sandbox_pid: int, pinning: str
+) -> None:
     latencies = [float(x) for x in args.latencies.split(",")]
     routes = args.routes.split(",")
 
-    with h.moto() as (s3, moto_pid), h.sandbox() as (api, sandbox_pid):
+    def servers_cpu() -> tuple[float, float]:
+        return h.cpu_seconds(moto_pid), h.cpu_seconds(sandbox_pid)
 
-        def servers_cpu() -> tuple[float, float]:
-            return h.cpu_seconds(moto_pid), h.cpu_seconds(sandbox_pid)
+    def since(before: tuple[float, float]) -> tuple[float, float]:
+        after = servers_cpu()
+        return after[0] - before[0], after[1] - before[1]
 
-        def since(before: tuple[float, float]) -> tuple[float, float]:
-            after = servers_cpu()
-            return after[0] - before[0], after[1] - before[1]
-
-        objects = h.fill_bucket(s3, args.bucket, args.objects, args.size)
-        keys = Path(tempfile.mkdtemp(prefix="aion-bench-")) / "keys.tsv"
-        keys.write_text("".join(f"{k}\t{s}\n" for k, s in objects))
-        print(
-            f"{args.objects} objects of {args.size} B in moto; {args.concurrency} in flight, "
-            "ENTERPRISE, no request budget"
-        )
-        verdicts = []
-        for latency in latencies:
-            for route in routes:
-                for _ in range(args.repeat):
-                    _fresh(api, latency)
-                    cpu0 = servers_cpu()
-                    ideal = _ideal(args, s3, api, str(keys), route)
-                    ideal_servers = since(cpu0)
-                    _fresh(api, latency)
-                    cpu0 = servers_cpu()
-                    worker = _worker(args, s3, api, route)
-                    worker_servers = since(cpu0)
-                    ratio = worker.per(args.objects) / ideal.per(args.objects)
-                    cpu_ms = 1000 * (worker.window_cpu or worker.cpu) / args.objects
-                    print(f"latency {latency:.0f} ms, route {route}: ratio {ratio:.2f}")
-                    print(_row("ideal", ideal, args.objects, args.size, ideal_servers))
-                    print(_row("worker", worker, args.objects, args.size, worker_servers))
-                    verdicts.append(ratio >= TARGET_RATIO and cpu_ms <= TARGET_CPU_MS)
-        if args.profile:
-            _fresh(api, latencies[0])
-            _worker(args, s3, api, routes[0], profile=args.profile)
-            cpu_by_package(args.profile)
-    met = all(verdicts)
+    objects = h.fill_bucket(s3, args.bucket, args.objects, args.size)
+    keys = Path(tempfile.mkdtemp(prefix="aion-bench-")) / "keys.tsv"
+    keys.write_text("".join(f"{k}\t{s}\n" for k, s in objects))
+    print(
+        f"{args.objects} objects of {args.size} B in moto; {args.concurrency} in flight, "
+        f"ENTERPRISE, no request budget; {pinning}"
+    )
+    verdicts = []
+    for latency in latencies:
+        for route in routes:
+            for _ in range(args.repeat):
+                _fresh(api, latency)
+                cpu0 = servers_cpu()
+                ideal = _ideal(args, s3, api, str(keys), route)
+                ideal_servers = since(cpu0)
+                _fresh(api, latency)
+                cpu0 = servers_cpu()
+                worker = _worker(args, s3, api, route)
+                worker_servers = since(cpu0)
+                ratio = worker.per(args.objects) / ideal.per(args.objects)
+                cpu_ms = 1000 * (worker.window_cpu or worker.cpu) / args.objects
+                print(f"latency {latency:.0f} ms, route {route}: ratio {ratio:.2f}")
+                print(_row("ideal", ideal, args.objects, args.size, ideal_servers))
+                print(_row("worker", worker, args.objects, args.size, worker_servers))
+                verdicts.append(ratio >= TARGET_RATIO and cpu_ms <= TARGET_CPU_MS)
+    if args.profile:
+        _fresh(api, latencies[0])
+        _worker(args, s3, api, routes[0], profile=args.profile)
+        cpu_by_package(args.profile)
     print(
         f"targets (>= {TARGET_RATIO}x ideal, <= {TARGET_CPU_MS} ms CPU/object): "
-        + ("met" if met else "NOT met")
+        + ("met" if all(verdicts) else "NOT met")
     )
-    return 0
 
 
 if __name__ == "__main__":
