@@ -18,36 +18,15 @@ import argparse
 import io
 import time
 import uuid
-from collections.abc import Iterator
 
 import worker_harness as h
 
+# the demo's reader over a chunk iterator, for boto3's streaming multipart upload
+from ingest.demo.__main__ import _ChunkReader as ChunkReader
 from ingest.demo.samples import big_pdf_chunks
 
 TARGET_MIB = 150
 _UNITS = {"GiB": 1024**3, "MiB": 1024**2, "KiB": 1024, "B": 1}
-
-
-class ChunkReader(io.RawIOBase):
-    """A file-like reader over an iterator of byte chunks (what ``upload_fileobj`` wants)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._left:
-            try:
-                self._left = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
 
 
 def _size(text: str) -> int:
