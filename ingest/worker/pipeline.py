@@ -75,24 +75,27 @@ class ShardPipeline:
 
     # --- stages ---------------------------------------------------------------------------
 
+    # End markers are sent only when a stage finishes its input. On an error or a cancel
+    # run() stops every stage at once: nobody is left to take a marker, and a put into a
+    # full queue (or the batcher's inbox) would hang until stop()'s grace ran out, 10 s of
+    # a SIGTERM's grace period (the kill tests saw it).
+
     async def _read(self) -> None:
-        try:
-            for ordinal, item in self.items:
-                if self.checkpoint.is_done(ordinal):
-                    continue
-                fields = upload_fields(item, self.settings, self.namespace)
-                p = Pending(ordinal, item, fields)
-                if fields.route is Route.UNSUPPORTED:
-                    self.accounting.record(
-                        ordinal, item, Outcome.SKIPPED_UNSUPPORTED, reason="format not accepted"
-                    )
-                elif self.dedup and item.sha256:
-                    await self.hashed.put(p)
-                else:
-                    await self._dispatch(p)
-                await asyncio.sleep(0)  # a long run of skips must not starve the loop
-        finally:
-            await self.hashed.put(_END)
+        for ordinal, item in self.items:
+            if self.checkpoint.is_done(ordinal):
+                continue
+            fields = upload_fields(item, self.settings, self.namespace)
+            p = Pending(ordinal, item, fields)
+            if fields.route is Route.UNSUPPORTED:
+                self.accounting.record(
+                    ordinal, item, Outcome.SKIPPED_UNSUPPORTED, reason="format not accepted"
+                )
+            elif self.dedup and item.sha256:
+                await self.hashed.put(p)
+            else:
+                await self._dispatch(p)
+            await asyncio.sleep(0)  # a long run of skips must not starve the loop
+        await self.hashed.put(_END)
 
     async def _dispatch(self, p: Pending) -> None:
         if p.fields.route is Route.BATCH:
@@ -103,27 +106,25 @@ class ShardPipeline:
     async def _deduplicate(self) -> None:
         """Known duplicates end as ``skipped_duplicate`` without being read; the last
         producer, so it closes the uploaders' inputs."""
-        try:
-            ended = False
-            while not ended:
-                first = await self.hashed.get()
-                if first is _END:
+        ended = False
+        while not ended:
+            first = await self.hashed.get()
+            if first is _END:
+                break
+            group = [first]
+            while len(group) < DEDUP_BATCH:
+                try:
+                    nxt = self.hashed.get_nowait()
+                except asyncio.QueueEmpty:
                     break
-                group = [first]
-                while len(group) < DEDUP_BATCH:
-                    try:
-                        nxt = self.hashed.get_nowait()
-                    except asyncio.QueueEmpty:
-                        break
-                    if nxt is _END:
-                        ended = True
-                        break
-                    group.append(nxt)
-                await self._check(group)
-        finally:
-            await self.batcher.close()
-            for _ in range(self.settings.worker.concurrency):
-                await self.singles.put(_END)
+                if nxt is _END:
+                    ended = True
+                    break
+                group.append(nxt)
+            await self._check(group)
+        await self.batcher.close()
+        for _ in range(self.settings.worker.concurrency):
+            await self.singles.put(_END)
 
     async def _check(self, group: list[Pending]) -> None:
         hashes = sorted({p.item.sha256 for p in group if p.item.sha256})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,14 @@ N_ITEMS = 2000
 KILL_SEEDS = range(10)
 # A worker killed inside a checkpoint write leaves the folder store's lock file behind;
 # the next worker breaks it once it is this old (30 s by default, too long for a test).
-KILL_ENV = {"INGEST_STORE__LOCK_STALE_SECONDS": "1"}
+KILL_ENV = {"INGEST_STORE__LOCK_STALE_SECONDS": "1", "INGEST_WORKER__SMALL_FILE_MAX": "400"}
 
 
 def _body(i: int) -> bytes:
-    """A few hundred bytes of unique UTF-8 text (unique: the sandbox dedups by hash)."""
+    """A few hundred bytes of unique UTF-8 text (unique: the sandbox dedups by hash);
+    one in 20 is over ``small_file_max`` (KILL_ENV) and goes by the stream route."""
     line = f"item {i:05d} of the kill test; every file differs from every other one.\n"
-    return (line * 4).encode()
+    return (line * (8 if i % 20 == 0 else 4)).encode()
 
 
 def _name(i: int) -> str:
@@ -92,6 +94,7 @@ def test_sigkill_at_random_points_then_rerun_loses_nothing_and_doubles_nothing(
             sandbox,
             state=bucket.uri("state"),
             AWS_ENDPOINT_URL=bucket.endpoint_url,
+            **KILL_ENV,
         )
         run.plan(bucket.uri("src/"))
     else:
@@ -133,12 +136,15 @@ def _sigterm_after_progress(run: Run, sandbox: Any, at: int) -> Worker:
 def test_sigterm_exits_143_with_a_flushed_checkpoint(
     at: int, folder: Path, tmp_path: Path, sandbox: Any
 ) -> None:
-    run = Run.create(tmp_path, sandbox)
+    run = Run.create(tmp_path, sandbox, **KILL_ENV)
     run.plan(str(folder))
     try:
         w = _sigterm_after_progress(run, sandbox, at)
+        termed = time.monotonic()
         assert w.wait() == 143, w.stderr()
-        assert "SIGTERM" in w.stderr()
+        # promptly: well inside a pod's grace period, with no stage stuck on the way out
+        assert time.monotonic() - termed < 5.0
+        assert "SIGTERM" in w.stderr() and "still running" not in w.stderr()
         cp = run.checkpoint()
         results = run.results()
         assert cp is not None
