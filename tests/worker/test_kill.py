@@ -10,6 +10,7 @@ keeps its state there too; the others use a folder source and a folder state sto
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import signal
 import time
@@ -83,10 +84,18 @@ def _kill_once(run: Run, sandbox: Any, rng: random.Random) -> int:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("seed", KILL_SEEDS)
 def test_sigkill_at_random_points_then_rerun_loses_nothing_and_doubles_nothing(
-    seed: int, folder: Path, tmp_path: Path, sandbox: Any, request: pytest.FixtureRequest
+    seed: int,
+    folder: Path,
+    tmp_path: Path,
+    sandbox: Any,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rng = random.Random(seed)
     if seed == 0:  # one seed on S3: objects in moto, the state store in moto too
+        # moto's server logs each request at INFO (the planner's logging setup lets them
+        # through): 10,000 lines of formatting in this process, next to the sandbox
+        monkeypatch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
         bucket = request.getfixturevalue("s3_bucket")
         _fill_bucket(bucket)
         run = Run.create(
