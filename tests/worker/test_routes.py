@@ -8,44 +8,21 @@ fly (``big_pdf_chunks``) and streamed into moto; nothing big is kept in git or m
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest.cli import main
+from ingest.demo.__main__ import _ChunkReader as ChunkReader
 from ingest.demo.samples import big_pdf_chunks, make_jpeg
 from ingest.items import Outcome
 from ingest.worker import uploads
 from tests.worker.harness import FAST_ENV, Run
 
 BIG = 100 * 1024 * 1024 + 4096  # just over the stream limit: the presigned route
-
-
-class ChunkReader(io.RawIOBase):
-    """A read-only file over a chunk generator (boto3's upload_fileobj reads from it)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            try:
-                self._left = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
 
 
 def _upload_direct(sandbox: Any, name: str, data: bytes) -> None:
