@@ -51,30 +51,11 @@ from ingest.errors import (
     RetryableError,
     SourceItemError,
 )
+from ingest.s3codes import CREDENTIAL_CODES, DENIED_CODES, GONE_CODES, TRANSIENT_CODES
 from ingest.settings import SourceSettings
 from ingest.sources.s3tuning import trim_request_overhead
 from ingest.streams import CHUNK_SIZE
 
-_CREDENTIALS = {
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "TokenRefreshRequired",
-}
-_DENIED = {"AccessDenied", "AllAccessDisabled", "Forbidden", "403"}
-_GONE = {"NoSuchKey", "NotFound", "404", "NoSuchVersion"}
-_TRANSIENT = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-    "503",
-    "500",
-}
 _NETWORK = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -120,7 +101,7 @@ def translate(exc: BaseException, where: str, *, reading: bool) -> IngestError:
     def error(cls: type[IngestError], message: str) -> IngestError:
         return cls(message, status=status or None, code=code or None)
 
-    if code in _CREDENTIALS:
+    if code in CREDENTIAL_CODES:
         return error(FatalError, f"S3 refused the credentials reading {where}; fix them")
     if code == "NoSuchBucket":
         cls = FatalError if reading else ConfigError
@@ -129,13 +110,13 @@ def translate(exc: BaseException, where: str, *, reading: bool) -> IngestError:
         return error(SourceItemError, f"{where} changed since planning (ETag differs)")
     if code == "InvalidObjectState":
         return error(SourceItemError, f"{where} is archived (Glacier); restore it first")
-    if code in _GONE or status == 404:
+    if code in GONE_CODES or status == 404:
         return error(SourceItemError, f"{where} is gone (deleted since planning?)")
-    if code in _DENIED or status == 403:
+    if code in DENIED_CODES or status == 403:
         if reading:
             return error(SourceItemError, f"access denied reading {where}")
         return error(FatalError, f"access denied on {where}; grant s3:ListBucket and s3:GetObject")
-    if code in _TRANSIENT or status >= 500 or status == 429:
+    if code in TRANSIENT_CODES or status >= 500 or status == 429:
         return error(RetryableError, f"S3 trouble at {where}: {code or status}")
     if reading:
         return error(SourceItemError, f"S3 refused {where}: {code or status}")

@@ -18,20 +18,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ingest.errors import ConfigError, FatalError, IngestError, RetryableError, StateConflict
+from ingest.s3codes import CONFLICT_CODES, CREDENTIAL_CODES, DENIED_CODES, TRANSIENT_CODES
 from ingest.state.base import Blob
 from ingest.state.paths import check_path, check_prefix
-
-_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
-_RETRYABLE_CODES = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-}
-_ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -130,7 +119,7 @@ class S3StateStore:
             )
         except (ClientError, BotoCoreError) as exc:
             code = _code(exc)
-            if code in _CONFLICT_CODES or (condition.get("IfMatch") and code == "NoSuchKey"):
+            if code in CONFLICT_CODES or (condition.get("IfMatch") and code == "NoSuchKey"):
                 what = "exists" if "IfNoneMatch" in condition else "changed since it was read"
                 raise StateConflict(f"state store {self.uri}: {path} {what}", code=code) from None
             raise self._translate(exc, path) from exc
@@ -153,14 +142,14 @@ class S3StateStore:
                 status=status,
                 code=code,
             )
-        if code in _ACCESS_CODES or status == 403:
+        if code in CREDENTIAL_CODES | DENIED_CODES or status == 403:
             return FatalError(
                 f"{where}: access denied; grant s3:GetObject, s3:PutObject, s3:ListBucket and "
                 f"s3:DeleteObject on s3://{self.bucket}/{self.prefix} to these credentials",
                 status=status,
                 code=code,
             )
-        if code in _RETRYABLE_CODES or (status is not None and status >= 500):
+        if code in TRANSIENT_CODES or (status is not None and status >= 500):
             return RetryableError(f"{where}: S3 said {code}", status=status, code=code)
         return ConfigError(f"{where}: S3 refused the request ({code})", status=status, code=code)
 
