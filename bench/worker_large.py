@@ -22,8 +22,7 @@ import uuid
 import worker_harness as h
 
 # the demo's reader over a chunk iterator, for boto3's streaming multipart upload
-from ingest.demo.__main__ import _ChunkReader as ChunkReader
-from ingest.demo.samples import big_pdf_chunks
+from ingest.demo.samples import ChunkReader, big_pdf_chunks
 
 TARGET_MIB = 150
 _UNITS = {"GiB": 1024**3, "MiB": 1024**2, "KiB": 1024, "B": 1}

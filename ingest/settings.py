@@ -196,6 +196,20 @@ class WorkerSettings(_Group):
     batch_files: int | None = Field(
         None, ge=1, description="Files per stream-batch. Default: the tier's limit."
     )
+    batch_results: Literal["fetch", "accept"] = Field(
+        "fetch",
+        description=(
+            "Per-file results of a stream-batch of more than 5 files (the API answers "
+            "those only through the session's results). 'fetch': one more request per "
+            "batch for each file's image id and uploaded vs skipped-duplicate; it halves "
+            "files per minute when the request budget is the limit. 'accept': when the "
+            "answer accounts for every file (accepted + listed rejections), accepted "
+            "files are recorded 'uploaded' without image id (reason says no per-file "
+            "result was fetched; a duplicate the API skipped also shows as uploaded, a "
+            "file that fails later in processing is not seen), rejected ones 'failed'; "
+            "no extra request. Batches of up to 5 files always carry their results."
+        ),
+    )
     skip_duplicates: bool = Field(
         True, description="Ask the API to skip a file whose SHA-256 it already holds."
     )

@@ -25,13 +25,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from ingest.demo.samples import SampleObject, sample_bucket
+from ingest.demo.samples import ChunkReader, SampleObject, sample_bucket
 
 BUCKET = "demo-bucket"
 API_KEY = "aion_demo_key"
@@ -57,28 +56,6 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
     raise SystemExit(f"demo: the sandbox did not listen on port {port} within {timeout:.0f}s")
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file object over a chunk iterator, for boto3's streaming multipart upload."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            try:
-                self._buf = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 def fill_bucket(endpoint: str, objects: list[SampleObject]) -> None:
     import boto3
     from boto3.s3.transfer import TransferConfig
@@ -91,7 +68,7 @@ def fill_bucket(endpoint: str, objects: list[SampleObject]) -> None:
             s3.put_object(Bucket=BUCKET, Key=obj.key, Body=obj.data)
         else:  # the big one: a streamed multipart upload, never whole in memory
             s3.upload_fileobj(
-                io.BufferedReader(_ChunkReader(obj.chunks()), 1 << 20),
+                io.BufferedReader(ChunkReader(obj.chunks()), 1 << 20),
                 BUCKET,
                 obj.key,
                 Config=TransferConfig(multipart_chunksize=16 << 20, max_concurrency=2),

@@ -11,10 +11,12 @@ a new key, and keys form a nested tree with unicode and spaces. Everything is de
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 import struct
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 from ingest.streams import CHUNK_SIZE, GeneratedStream
 
@@ -218,3 +220,27 @@ def sample_bucket(count: int, seed: int = 1, big_object_size: int = 0) -> list[S
             SampleObject("archive/2019/scans/big survey scan.pdf", generated_size=big_object_size)
         )
     return objects
+
+
+class ChunkReader(io.RawIOBase):
+    """A file object over a chunk iterator (e.g. :func:`big_pdf_chunks`), for boto3's
+    streaming multipart upload: a big object goes into S3 without ever being whole in
+    memory. Used by the demo, the tests and the benchmarks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n

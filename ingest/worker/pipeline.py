@@ -10,12 +10,14 @@
 
 The reader skips ordinals the checkpoint marks done and decides ``skipped_unsupported``
 without any request. Every queue is bounded (``worker.queue_size``), so a slow API holds
-the reader back instead of filling memory. Requests in flight are capped by one semaphore
-(``worker.concurrency``) shared by both uploader pools; their pace by the limiter inside
-the API client. Shutdown is rclone's: the reader ends, the deduper closes the batcher and
-the singles queue, each pool drains and returns. :meth:`ShardPipeline.stop` instead
-cancels every task and waits (with a timeout, naming what got stuck): transfers still
-open are closed without an outcome and re-sent by the next run.
+the reader back instead of filling memory. Upload requests in flight are capped by one
+semaphore (``worker.concurrency``) shared by both uploader pools; a batch's
+session-results fetch runs outside it (twice as many batch uploaders as slots keep the
+slots busy meanwhile); every request's pace is set by the limiter inside the API client.
+Shutdown is rclone's: the reader ends, the deduper closes the batcher and the singles
+queue, each pool drains and returns. :meth:`ShardPipeline.stop` instead cancels every
+task and waits (with a timeout, naming what got stuck): transfers still open are closed
+without an outcome and re-sent by the next run.
 """
 
 from __future__ import annotations
@@ -141,8 +143,7 @@ class ShardPipeline:
 
     async def _upload_batches(self) -> None:
         while (batch := await self.batcher.next_batch()) is not None:
-            async with self.in_flight:
-                await self.uploader.send_batch(batch)
+            await self.uploader.send_batch(batch, self.in_flight)
 
     async def _upload_singles(self) -> None:
         while (p := await self.singles.get()) is not None:
@@ -160,8 +161,11 @@ class ShardPipeline:
         n = self.settings.worker.concurrency
         self._spawn(self._read(), "shard-reader")
         self._spawn(self._deduplicate(), "deduplicator")
-        for i in range(n):
+        # Twice as many batch uploaders as slots: one waiting for its session results
+        # holds no slot, and another must be there to fill it meanwhile.
+        for i in range(2 * n):
             self._spawn(self._upload_batches(), f"batch-uploader-{i}")
+        for i in range(n):
             self._spawn(self._upload_singles(), f"single-uploader-{i}")
         try:
             pending = set(self.tasks)

@@ -12,6 +12,7 @@ one bad file never takes its neighbours down.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 INLINE_RESULTS_MAX = 5
 # Session results per page: one page holds a whole ENTERPRISE batch (50 files).
 RESULTS_PAGE = 100
+# The reason on an 'uploaded' outcome of worker.batch_results=accept.
+ACCEPTED_UNCHECKED = "accepted in a stream-batch; per-file result not fetched (no image id)"
+
+Slot = contextlib.AbstractAsyncContextManager[object]
+"""One upload request in flight (the pipeline's semaphore, ``worker.concurrency``)."""
 
 
 @dataclasses.dataclass
@@ -100,29 +106,39 @@ class Uploader:
         else:
             t.finish(Outcome.UPLOADED, image_id=r.image_id, attempts=r.attempts)
 
-    async def send_batch(self, batch: Sequence[Pending]) -> None:
+    async def send_batch(self, batch: Sequence[Pending], slot: Slot | None = None) -> None:
+        """Send ``batch``, holding ``slot`` only while an upload request is out.
+
+        The session-results fetch that follows a batch of more than 5 files runs outside
+        the slot (the concurrency setting counts upload requests), so at high latency the
+        next batch goes out while this one waits for its results; the limiter inside the
+        client still paces the fetch, it is a request against the key's budget.
+        """
         transfers = [self.accounting.open(p.ordinal, p.item) for p in batch]
         try:
-            await self._batch(list(zip(batch, transfers, strict=True)))
+            await self._batch(
+                list(zip(batch, transfers, strict=True)), slot or contextlib.nullcontext()
+            )
         finally:
             for t in transfers:
                 self.accounting.close(t)
 
-    async def _batch(self, pairs: list[tuple[Pending, Transfer]]) -> None:
+    async def _batch(self, pairs: list[tuple[Pending, Transfer]], slot: Slot) -> None:
         w = self.settings.worker
         while pairs:
             for _, t in pairs:
                 t.route = Route.BATCH.value
             specs = [self.spec(p, t) for p, t in pairs]
             try:
-                r = await self.client.upload_stream_batch(
-                    specs,
-                    tags=pairs[0][0].fields.tags,
-                    auto_describe=w.auto_describe,
-                    skip_duplicates=w.skip_duplicates,
-                    intent=w.intent,
-                    storage_target=w.storage_target,
-                )
+                async with slot:
+                    r = await self.client.upload_stream_batch(
+                        specs,
+                        tags=pairs[0][0].fields.tags,
+                        auto_describe=w.auto_describe,
+                        skip_duplicates=w.skip_duplicates,
+                        intent=w.intent,
+                        storage_target=w.storage_target,
+                    )
             except SourceItemError as exc:
                 # Which file broke the body: the one whose read stopped short.
                 bad = [pt for pt in pairs if pt[1].bytes_sent < pt[0].item.size]
@@ -137,7 +153,8 @@ class Uploader:
                 log.info("batch of %d refused (%s): sending its files one by one", len(pairs), exc)
                 for p, t in pairs:
                     fields = dataclasses.replace(p.fields, route=Route.STREAM)
-                    await self._single_outcome(dataclasses.replace(p, fields=fields), t)
+                    async with slot:
+                        await self._single_outcome(dataclasses.replace(p, fields=fields), t)
                 return
             await self._batch_outcomes(pairs, r)
             return
@@ -157,6 +174,11 @@ class Uploader:
         results: Sequence[StreamBatchFileResult | UploadSessionResultItem]
         if r.immediate_results and len(pairs) <= INLINE_RESULTS_MAX:
             results = r.immediate_results
+        elif self.settings.worker.batch_results == "accept" and _all_accounted(pairs, r):
+            for _, accepted in pairs:
+                if accepted.outcome is None:
+                    accepted.finish(Outcome.UPLOADED, reason=ACCEPTED_UNCHECKED, attempts=attempts)
+            return
         else:  # every page of the session's results
             pages = self.client.iter_session_results(r.session_id, page_size=RESULTS_PAGE)
             results = [x async for x in pages]
@@ -177,6 +199,18 @@ class Uploader:
                 # The API accepted the request but named no result for this file: record
                 # it as failed so the report says so; a rerun re-sends it harmlessly.
                 t.finish(Outcome.FAILED, reason="no per-file result in the session", attempts=1)
+
+
+def _all_accounted(pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadResponse) -> bool:
+    """The answer names every file's fate: the accepted count plus the rejections we
+    matched make the whole batch. Anything else (a count that does not add up, a failed
+    session) goes to the session results instead of being guessed."""
+    rejected = sum(1 for _, t in pairs if t.outcome is Outcome.FAILED)
+    return (
+        r.status != "failed"
+        and r.total_files == len(pairs)
+        and r.accepted_files == len(pairs) - rejected
+    )
 
 
 def _failed(t: Transfer, exc: ItemRejected | SourceItemError) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
+from ingest.api.files import FileSpec
+from ingest.api.models import StreamBatchUploadResponse, UploadSessionResultItem
 from ingest.errors import FatalError
 from ingest.items import Item, ItemResult, Outcome
 from ingest.settings import STREAM_MAX_BYTES, load_settings
@@ -14,7 +18,7 @@ from ingest.worker.accounting import Accounting
 from ingest.worker.checkpoint import Checkpoint
 from ingest.worker.pacing import Limiter
 from ingest.worker.pipeline import ShardPipeline
-from ingest.worker.uploads import Uploader
+from ingest.worker.uploads import ACCEPTED_UNCHECKED, Uploader
 from tests.worker.fakeclock import FakeClock
 from tests.worker.fakes import FakeApi, FakeSource
 
@@ -145,3 +149,79 @@ async def test_a_fatal_error_stops_the_shard_and_leaves_items_unrecorded() -> No
     assert got == []
     assert pipe.accounting.snapshot().in_flight == 0
     assert all(t.done() for t in pipe.tasks)
+
+
+class SlowResultsApi(FakeApi):
+    """Session results wait until the next batch upload has arrived; uploads in flight
+    are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uploads = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.next_upload = asyncio.Event()
+
+    async def upload_stream_batch(
+        self, files: Sequence[FileSpec], **kw: Any
+    ) -> StreamBatchUploadResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            return await super().upload_stream_batch(files, **kw)
+        finally:
+            self.in_flight -= 1
+            self.uploads += 1
+            if self.uploads > 1:
+                self.next_upload.set()
+
+    async def iter_session_results(
+        self, session_id: str, page_size: int = 100
+    ) -> AsyncIterator[UploadSessionResultItem]:
+        if self.uploads < 3:  # the last batch's results need not wait
+            await self.next_upload.wait()
+        async for r in super().iter_session_results(session_id, page_size):
+            yield r
+
+
+async def test_session_results_are_fetched_without_holding_an_upload_slot() -> None:
+    """concurrency 1: the second batch goes out while the first waits for its results
+    (holding the slot meanwhile would deadlock this test), and never two uploads at once."""
+    objects = {f"s/{n}.jpg": jpg(n) for n in range(60)}
+    items = [Item(key=k, size=len(v)) for k, v in objects.items()]
+    api = SlowResultsApi()
+    pipe, api, _, got = build(objects, items, api=api, concurrency=1)
+    await pipe.run()
+    assert api.requests.index("session-results") > api.requests.index("batch:20", 1)
+    assert api.max_in_flight == 1
+    assert {r.outcome for r in got} == {Outcome.UPLOADED} and len(got) == 60
+
+
+@pytest.mark.parametrize("adds_up", [True, False])
+async def test_accepted_batches_need_no_session_results(adds_up: bool) -> None:
+    """batch_results=accept: an answer that accounts for every file costs no extra request
+    (rejections fail, the rest are uploaded without image id); one that does not add up
+    falls back to the session results."""
+
+    class Api(FakeApi):
+        async def upload_stream_batch(
+            self, files: Sequence[FileSpec], **kw: Any
+        ) -> StreamBatchUploadResponse:
+            r = await super().upload_stream_batch(files, **kw)
+            return r if adds_up else r.model_copy(update={"accepted_files": r.accepted_files - 1})
+
+    objects = {f"p/{n}.jpg": jpg(n) for n in range(19)}
+    objects["p/empty.jpg"] = b""  # rejected by the API, listed in the answer
+    items = [Item(key=k, size=len(v)) for k, v in objects.items()]
+    pipe, api, _, got = build(objects, items, api=Api(), batch_results="accept")
+    await pipe.run()
+    res = by_ordinal(got)
+    assert res[19].outcome is Outcome.FAILED and "empty" in (res[19].reason or "")
+    assert {res[o].outcome for o in range(19)} == {Outcome.UPLOADED}
+    if adds_up:
+        assert api.requests == ["batch:20"]
+        assert {(res[o].image_id, res[o].reason) for o in range(19)} == {(None, ACCEPTED_UNCHECKED)}
+    else:
+        assert api.requests == ["batch:20", "session-results"]
+        assert all(res[o].image_id for o in range(19))

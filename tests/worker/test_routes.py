@@ -7,6 +7,7 @@ fly (``big_pdf_chunks``) and streamed into moto; nothing big is kept in git or m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -15,11 +16,18 @@ from typing import Any
 
 import pytest
 
+from ingest.api.client import AionClient
 from ingest.cli import main
-from ingest.demo.__main__ import _ChunkReader as ChunkReader
-from ingest.demo.samples import big_pdf_chunks, make_jpeg
-from ingest.items import Outcome
+from ingest.demo.samples import ChunkReader, big_pdf_chunks, make_jpeg
+from ingest.items import Item, Outcome
+from ingest.settings import load_settings
 from ingest.worker import uploads
+from ingest.worker.accounting import Accounting
+from ingest.worker.batcher import Pending
+from ingest.worker.naming import upload_fields
+from ingest.worker.pacing import Limiter
+from ingest.worker.uploads import Uploader
+from tests.worker.fakes import FakeSource
 from tests.worker.harness import FAST_ENV, Run
 
 BIG = 100 * 1024 * 1024 + 4096  # just over the stream limit: the presigned route
@@ -162,3 +170,57 @@ def test_known_hashes_from_a_manifest_are_skipped_without_reading_the_objects(
         else:
             assert results[name].outcome is Outcome.UPLOADED, results[name]
     assert set(earlier) == {f"earlier-{n}" for n in known} | (set(bodies) - set(known))
+
+
+@pytest.mark.parametrize("mode", ["fetch", "accept"])
+def test_batch_results_fetch_or_accept(
+    tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """One batch of 12 (one not an image): 'fetch' asks the session for per-file results
+    (2 requests), 'accept' trusts the upload answer (1 request, no image ids)."""
+    rng = random.Random(12)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(11):
+        (src / f"a-{i:02d}.jpg").write_bytes(make_jpeg(rng, 800 + i))
+    (src / "not-really.jpg").write_bytes(b"this is text, not a JPEG")
+    env = {**FAST_ENV, "INGEST_WORKER__BATCH_FILES": "12", "INGEST_WORKER__BATCH_RESULTS": mode}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AIONVISION_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("AIONVISION_API_KEY", sandbox.api_key)
+    args = ["--state", f"file://{tmp_path / 'state'}", "--run-id", mode]
+    assert main(["plan", str(src), *args]) == 0
+    before = sandbox.stats()["requests"]
+    assert main(["work", *args, "--index", "0"]) == 0
+    assert sandbox.stats()["requests"] - before == (2 if mode == "fetch" else 1)
+    files = {f["filename"]: f for f in sandbox.files()}
+    assert len(files) == 11
+    results = _by_key(Run(f"file://{tmp_path / 'state'}", mode, {}, tmp_path))
+    assert results["not-really.jpg"].outcome is Outcome.FAILED
+    assert results["not-really.jpg"].reason
+    for name in files:
+        r = results[name]
+        assert r.outcome is Outcome.UPLOADED, r
+        if mode == "fetch":
+            assert (r.image_id, r.reason) == (files[name]["id"], None)
+        else:
+            assert (r.image_id, r.reason) == (None, uploads.ACCEPTED_UNCHECKED)
+
+
+async def test_the_session_results_fetch_is_paced_by_the_limiter(sandbox: Any) -> None:
+    """Outside the upload slot, still a request: the limiter grants it like the upload."""
+    rng = random.Random(13)
+    objects = {f"q/q-{i}.jpg": make_jpeg(rng, 1600 + i) for i in range(8)}
+    items = [Item(key=k, size=len(v)) for k, v in objects.items()]
+    settings = load_settings(
+        api={"base_url": sandbox.base_url, "key": sandbox.api_key, "tier": "PROFESSIONAL"}
+    )
+    limiter = Limiter(1e6)
+    acct = Accounting(len(items), sum(i.size for i in items))
+    batch = [Pending(o, i, upload_fields(i, settings, "ns")) for o, i in enumerate(items)]
+    async with AionClient(settings.api, pacer=limiter.request) as client:
+        uploader = Uploader(client, FakeSource(objects), settings, acct, limiter)
+        await uploader.send_batch(batch, asyncio.Semaphore(1))
+    assert limiter.stats.granted == 2  # the upload and the session results
+    assert acct.snapshot().by_outcome == {"uploaded": 8}
