@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 from collections.abc import AsyncIterator
 
 from ingest.errors import RateLimited
@@ -137,6 +138,8 @@ class Limiter:
         increase: float | None = None,
         increase_period: float = 2.0,
         decrease_cooldown: float = 1.0,
+        start_tokens: float | None = None,
+        rng: random.Random | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if requests_per_second <= 0:
@@ -156,9 +159,13 @@ class Limiter:
         self.decrease_cooldown = decrease_cooldown
         now = clock.monotonic()
         # A burst of 2 absorbs one late wake-up without losing tokens (a capacity of 1
-        # would drop whatever accrued during the oversleep); starting with one token keeps
-        # N workers from bursting 2N requests at the start of a run.
-        self._requests = TokenBucket(requests_per_second, burst, now, initial=1.0)
+        # would drop whatever accrued during the oversleep). The start is spread instead:
+        # a random fraction of one token puts the first grant at a uniform point of the
+        # first interval, so N workers started together (and the plan's quota check) do
+        # not fire N requests into the API's small burst (sandbox and API: 3) at once.
+        if start_tokens is None:
+            start_tokens = (rng or random.Random()).random()
+        self._requests = TokenBucket(requests_per_second, burst, now, initial=start_tokens)
         self._bytes = (
             TokenBucket(bytes_per_second, byte_burst or bytes_per_second, now)
             if bytes_per_second
@@ -172,11 +179,13 @@ class Limiter:
         self.stats = PacingStats()
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Limiter:
+    def from_settings(
+        cls, settings: Settings, clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None
+    ) -> Limiter:
         """This worker's share: the run's budget split evenly across the parallel workers."""
         w = settings.worker
         share = settings.requests_per_minute() / w.parallel_workers / 60.0
-        return cls(share, bytes_per_second=w.bytes_per_second, clock=clock)
+        return cls(share, bytes_per_second=w.bytes_per_second, rng=rng, clock=clock)
 
     @property
     def rate(self) -> float:
