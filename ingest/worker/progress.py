@@ -30,6 +30,11 @@ def human_duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def _sample(snap: Snapshot) -> tuple[float, int, int]:
+    """(time, objects, bytes sent) of a snapshot, resumed work included."""
+    return snap.at, snap.objects, snap.bytes + snap.bytes_in_flight
+
+
 class Progress:
     """Reports a worker's progress every ``interval`` seconds (see :meth:`run`).
 
@@ -55,14 +60,17 @@ class Progress:
         self.width = width
         self.clock = clock
         self._samples: collections.deque[tuple[float, int, int]] = collections.deque()
+        # The work since start is the rate until the window holds two samples: a run
+        # shorter than one interval reports once, at its end, and must not say 0 obj/s.
+        self._start = _sample(accounting.snapshot())
         self._drawn = 0
 
     def rates(self, snap: Snapshot) -> tuple[float, float]:
         """(objects/s, bytes/s) over the recent window, counting this snapshot."""
-        self._samples.append((snap.at, snap.objects, snap.bytes + snap.bytes_in_flight))
+        self._samples.append(_sample(snap))
         while len(self._samples) > 2 and snap.at - self._samples[1][0] >= self.window:
             self._samples.popleft()
-        t0, o0, b0 = self._samples[0]
+        t0, o0, b0 = self._samples[0] if len(self._samples) > 1 else self._start
         dt = snap.at - t0
         if dt <= 0:
             return 0.0, 0.0

@@ -93,3 +93,18 @@ def test_an_empty_shard_reads_complete() -> None:
     text, fields = Progress(acct, tty=False, clock=FakeClock()).line(acct.snapshot())
     assert "0/0 objects (100.0%)" in text
     assert fields["eta_seconds"] == 0.0
+
+
+def test_a_run_shorter_than_one_interval_reports_its_rate_since_start() -> None:
+    """One sample in the window (the final report of a fast run): the rate is the work
+    since the progress started, resumed objects not counted."""
+    clock = FakeClock()
+    acct = Accounting(1000, 1000 * 1024, clock=clock)
+    acct.resumed(100, 100 * 1024)
+    progress = Progress(acct, tty=False, clock=clock)
+    finish(acct, 100, 300)
+    clock.advance(2.0)
+    text, fields = progress.line(acct.snapshot())
+    assert fields["objects_per_second"] == pytest.approx(150.0)
+    assert fields["bytes_per_second"] == 150 * 1024
+    assert "150.0 obj/s" in text and "ETA 4s" in text
