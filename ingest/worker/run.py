@@ -87,7 +87,7 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
         accounting = Accounting(len(items), sum(i.size for i in items), sink=writer.add)
         done = [i for o, i in enumerate(items) if checkpoint.is_done(o)]
         accounting.resumed(len(done), sum(i.size for i in done))
-        limiter = Limiter.from_settings(settings)
+        limiter = Limiter.from_settings(settings, index=index)
         log.info(
             "shard %d of run %s: %d items, %d done before",
             index,
