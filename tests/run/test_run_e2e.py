@@ -87,8 +87,10 @@ def test_interrupted_run_resumes_and_status_tells_where_it_is(tmp_path: Path, sa
     n = 150
     make_source(tmp_path / "src", n, seed=2)
     state = tmp_path / "state"
-    sandbox.set_faults(latency_ms=20, seed=3)
-    env = run_env(tmp_path, sandbox, INGEST_WORKER__CONCURRENCY="1")
+    # Slow enough that the run cannot finish between the checkpoint we wait for and the
+    # SIGINT: two files a request, one request at a time, 100 ms each (~4 s a shard).
+    sandbox.set_faults(latency_ms=100, seed=3)
+    env = run_env(tmp_path, sandbox, INGEST_WORKER__CONCURRENCY="1", INGEST_WORKER__BATCH_FILES="2")
     run_id = "e2e-resume"
     proc = start(
         ["run", str(tmp_path / "src"), "--state", f"file://{state}", "--run-id", run_id,
