@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -140,9 +140,11 @@ async def launch_and_report(
     *,
     parallelism: int,
     env_overrides: Mapping[str, str],
-    complete: Iterable[int] = (),
 ) -> int:
-    """Run the workers of ``plan`` locally, then merge the report. Returns the exit code."""
+    """Run the workers of ``plan`` locally, then merge the report. Returns the exit code.
+
+    Shards whose checkpoints say they are complete (a resumed run) start no process.
+    """
     state_uri = store.uri
     parallelism = max(1, min(parallelism, plan.shards))
     env = dict(os.environ)
@@ -160,7 +162,10 @@ async def launch_and_report(
     launcher = LocalLauncher(
         spec, lambda index: worker_command(plan.run_id, state_uri), env=env, log_dir=log_dir
     )
-    launcher.mark_complete(set(complete))
+    complete = [s.index for s in await shard_statuses(store, plan) if s.state == "complete"]
+    if complete:
+        _say(f"run {plan.run_id}: {len(complete)}/{plan.shards} shards complete already")
+    launcher.mark_complete(complete)
     _say(f"workers: {plan.shards} shards, {parallelism} at a time; their logs: {log_dir}")
 
     stop = asyncio.Event()
@@ -244,14 +249,8 @@ async def run_command(
             _say("nothing to upload")
             await build_report(store, plan.run_id, verdict="Complete")
             return 0
-        complete = [s.index for s in await shard_statuses(store, plan) if s.state == "complete"]
         return await launch_and_report(
-            store,
-            plan,
-            settings,
-            parallelism=parallelism,
-            env_overrides=env_overrides,
-            complete=complete,
+            store, plan, settings, parallelism=parallelism, env_overrides=env_overrides
         )
 
 
@@ -262,15 +261,8 @@ async def resume_command(
     state_uri = settings.state or default_state_uri()
     async with open_state(state_uri, settings) as store:
         plan = await load_plan(store, run_id)
-        complete = [s.index for s in await shard_statuses(store, plan) if s.state == "complete"]
-        _say(f"run {run_id}: {len(complete)}/{plan.shards} shards complete; resuming the rest")
         return await launch_and_report(
-            store,
-            plan,
-            settings,
-            parallelism=parallelism,
-            env_overrides=env_overrides,
-            complete=complete,
+            store, plan, settings, parallelism=parallelism, env_overrides=env_overrides
         )
 
 
