@@ -32,7 +32,7 @@ from ingest.errors import ConfigError, SourceItemError
 from ingest.items import Item
 from ingest.settings import Settings, SourceSettings
 from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
-from ingest.sources.s3client import S3Client, S3ObjectStream, s3_uri
+from ingest.sources.s3client import S3Client, s3_uri
 from ingest.streams import ByteStream
 
 _MAX_DEPTH = 3  # discovery levels below the prefix explored when levels are small
@@ -186,7 +186,7 @@ class S3Source:
     # --- reading -----------------------------------------------------------------------
 
     async def open(self, item: Item) -> ByteStream:
-        stream: S3ObjectStream = await self.s3.get(
+        stream: ByteStream = await self.s3.get(
             item.bucket or self.bucket, item.key, etag=item.etag, version_id=item.version_id
         )
         if stream.size != item.size and item.etag is None:

@@ -53,6 +53,7 @@ from ingest.errors import (
 )
 from ingest.s3codes import CREDENTIAL_CODES, DENIED_CODES, GONE_CODES, TRANSIENT_CODES
 from ingest.settings import SourceSettings
+from ingest.sources.s3lean import Fallback, Gone, LeanBody, Signer, Template, lean_get
 from ingest.sources.s3tuning import trim_request_overhead
 from ingest.streams import CHUNK_SIZE
 
@@ -171,6 +172,11 @@ class S3Client:
         self._lock = asyncio.Lock()
         self.list_slots = asyncio.Semaphore(settings.list_concurrency)
         self.head_slots = asyncio.Semaphore(settings.head_concurrency)
+        # lean GETs (ingest/sources/s3lean.py): per-bucket templates learned from the
+        # requests botocore sent (url -> Authorization, a few at a time)
+        self._templates: dict[str, Template] = {}
+        self._sent: dict[str, str] = {}
+        self._signer = Signer()
 
     async def client(self) -> Any:
         if self._client is None:
@@ -196,6 +202,7 @@ class S3Client:
                         )
                     )
                     trim_request_overhead(self._client)
+                    self._client.meta.events.register("before-send.s3.GetObject", self._record_sent)
         return self._client
 
     async def list_pages(
@@ -229,7 +236,7 @@ class S3Client:
         *,
         etag: str | None = None,
         version_id: str | None = None,
-    ) -> S3ObjectStream:
+    ) -> S3ObjectStream | LeanBody:
         """One GetObject, streamed. With ``etag`` it is conditional (IfMatch): an object
         replaced since planning fails with SourceItemError instead of uploading new bytes
         under the old plan."""
@@ -239,8 +246,63 @@ class S3Client:
         if version_id:
             kwargs["VersionId"] = version_id
         where = s3_uri(bucket, key)
+        template = self._templates.get(bucket)
+        if template is not None:
+            lean = await self._lean_get(template, key, etag, version_id, where)
+            if lean is not None:
+                return lean
         response = await self._call("get_object", where, reading=True, **kwargs)
+        if template is None and bucket not in self._templates:
+            self._learn(bucket, key)
         return S3ObjectStream(response["Body"], int(response["ContentLength"]), where)
+
+    async def _lean_get(
+        self, template: Template, key: str, etag: str | None, version_id: str | None, where: str
+    ) -> LeanBody | None:
+        """The GET through :func:`~ingest.sources.s3lean.lean_get`, or None when botocore
+        must do it (no credentials or session at hand, a proxy, anything but 200/404/412)."""
+        client = await self.client()
+        try:
+            signer = client._request_signer
+            credentials = signer._credentials
+            http = client._endpoint.http_session
+            if credentials is None or http._proxy_config.proxy_url_for(template.base):
+                return None
+            frozen = await credentials.get_frozen_credentials()
+            session = await http._get_session(None)
+        except AttributeError:  # another aiobotocore: botocore's path only
+            return None
+        try:
+            return await lean_get(
+                session, self._signer, template, frozen, key,
+                etag=etag, version_id=version_id, where=where,
+            )  # fmt: skip
+        except Fallback:
+            return None
+        except Gone as gone:
+            answer: Any = {
+                "Error": {"Code": gone.code},
+                "ResponseMetadata": {"HTTPStatusCode": gone.status},
+            }
+            error = ClientError(answer, "GetObject")
+            raise translate(error, where, reading=True) from None
+
+    def _record_sent(self, request: Any, **_: Any) -> None:
+        """botocore's ``before-send`` hook: remember the URL and its Authorization."""
+        if len(self._sent) > 64:
+            self._sent.clear()
+        value = request.headers.get("Authorization", b"")  # prepared: bytes
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        self._sent[str(request.url)] = text
+
+    def _learn(self, bucket: str, key: str) -> None:
+        """A template for ``bucket`` from the GET botocore just sent for ``key``."""
+        for url, authorization in list(self._sent.items()):
+            template = Template.learn(url, authorization, bucket, key)
+            if template is not None:
+                self._templates[bucket] = template
+                self._sent.clear()
+                return
 
     async def _call(
         self, operation: str, where: str, *, reading: bool = False, **kwargs: Any
