@@ -40,6 +40,8 @@ class Route(enum.StrEnum):
 
 def _clean(text: str) -> str:
     """NFC, control and format characters dropped (they break headers and logs)."""
+    if text.isascii() and text.isprintable():  # the common case: already clean (NFC too)
+        return text
     text = unicodedata.normalize("NFC", text)
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
 
