@@ -360,7 +360,7 @@ def work_cmd(run_id: str, state: str, index: int = 0) -> list[str]:
 def outcomes(state: str, run_id: str) -> dict[str, int]:
     """Outcome counts of a run's shards, from the results parts (a later part wins, as in
     the report: a flush cut short by the exit may be written again)."""
-    from ingest.worker.results import decode_part
+    from ingest.state.records import decode_part
 
     latest: dict[tuple[str, int], str] = {}
     root = Path(state.removeprefix("file://")) / "runs" / run_id / "results"

@@ -29,8 +29,7 @@ from ingest.errors import ConfigError, IngestError
 from ingest.items import Item, ItemResult, Outcome
 from ingest.planning.model import RunPlan, decode_shard
 from ingest.state.base import RunLayout, StateStore
-from ingest.worker.checkpoint import Checkpoint
-from ingest.worker.results import read_results
+from ingest.state.records import Checkpoint, read_results
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Iterable
 
 from ingest.items import Item, Outcome
 from ingest.settings import Settings
+from ingest.state.records import Checkpoint
 from ingest.worker.accounting import Accounting
 from ingest.worker.batcher import Batcher, Pending
-from ingest.worker.checkpoint import Checkpoint
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 from ingest.worker.naming import Route, upload_fields
 from ingest.worker.uploads import Uploader

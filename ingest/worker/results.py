@@ -17,62 +17,21 @@ every ordinal exactly once.
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
 import logging
-import re
 from collections.abc import Sequence
 
 from ingest.errors import StateConflict
 from ingest.items import ItemResult
 from ingest.state.base import RunLayout, StateStore
-from ingest.worker.checkpoint import Checkpoint, CheckpointStore
+from ingest.state.records import Checkpoint, encode_part, list_parts
+from ingest.worker.checkpoint import CheckpointStore
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
-_PART_RE = re.compile(r"part-(\d+)\.jsonl\.gz$")
 # Parts taken by someone else (a zombie finishing its flush) before we give up: each
 # conflict means a writer we do not know about is alive; more than a few is no accident.
 _MAX_PART_CONFLICTS = 8
-
-
-def encode_part(results: list[ItemResult]) -> bytes:
-    lines = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in results)
-    return gzip.compress(lines.encode(), compresslevel=6, mtime=0)
-
-
-def decode_part(data: bytes) -> list[ItemResult]:
-    text = gzip.decompress(data).decode()
-    return [ItemResult.from_json(json.loads(line)) for line in text.splitlines() if line]
-
-
-def part_number(path: str) -> int | None:
-    m = _PART_RE.search(path)
-    return int(m.group(1)) if m else None
-
-
-async def list_parts(store: StateStore, layout: RunLayout, index: int) -> list[tuple[int, str]]:
-    """(part number, path) of every results part of shard ``index``, in part order."""
-    prefix = layout.results_dir(index) + "/"
-    parts = []
-    async for path in store.list(prefix):
-        n = part_number(path)
-        if n is not None:
-            parts.append((n, path))
-    return sorted(parts)
-
-
-async def read_results(store: StateStore, layout: RunLayout, index: int) -> dict[int, ItemResult]:
-    """Every stored outcome of shard ``index`` by ordinal; the latest part wins."""
-    out: dict[int, ItemResult] = {}
-    for _, path in await list_parts(store, layout, index):
-        blob = await store.get(path)
-        if blob is None:  # listed, then deleted: nothing to read
-            continue
-        for result in decode_part(blob.data):
-            out[result.ordinal] = result
-    return out
 
 
 class ResultsWriter:

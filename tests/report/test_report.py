@@ -16,7 +16,7 @@ from ingest.planning.model import RunPlan, decode_shard
 from ingest.report import NOT_PROCESSED, ReportInvariantError, build_report, failed_items
 from ingest.settings import load_settings
 from ingest.state import RunLayout, StateStore, open_state
-from ingest.worker.results import encode_part
+from ingest.state.records import encode_part
 from tests.plan.helpers import items_of, listing
 
 

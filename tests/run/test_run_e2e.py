@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ingest.worker.checkpoint import Checkpoint
+from ingest.state.records import Checkpoint
 from tests.run.helpers import make_source, run_env, start, wait_until, worker_pids
 
 pytestmark = pytest.mark.timeout(240)

@@ -30,8 +30,7 @@ from ingest.planning.model import decode_shard
 from ingest.settings import Settings
 from ingest.state import open_state
 from ingest.state.base import RunLayout
-from ingest.worker.checkpoint import Checkpoint
-from ingest.worker.results import read_results
+from ingest.state.records import Checkpoint, read_results
 
 REPO = Path(__file__).resolve().parents[2]
 _counter = itertools.count()

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from ingest.errors import ConfigError, StateConflict
 from ingest.state.base import Blob, RunLayout
-from ingest.worker.checkpoint import Checkpoint, CheckpointStore
+from ingest.state.records import Checkpoint
+from ingest.worker.checkpoint import CheckpointStore
 from tests.worker.memstore import MemoryStateStore
 
 LAYOUT = RunLayout("r1")

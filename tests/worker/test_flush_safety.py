@@ -12,7 +12,8 @@ import asyncio
 from ingest.errors import RetryableError
 from ingest.items import ItemResult, Outcome
 from ingest.state.base import RunLayout
-from ingest.worker.checkpoint import Checkpoint, CheckpointStore
+from ingest.state.records import Checkpoint
+from ingest.worker.checkpoint import CheckpointStore
 from ingest.worker.results import ResultsWriter
 from tests.worker.fakeclock import FakeClock
 from tests.worker.memstore import MemoryStateStore

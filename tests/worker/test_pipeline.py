@@ -14,8 +14,8 @@ from ingest.api.models import StreamBatchUploadResponse, UploadSessionResultItem
 from ingest.errors import FatalError
 from ingest.items import Item, ItemResult, Outcome
 from ingest.settings import STREAM_MAX_BYTES, load_settings
+from ingest.state.records import Checkpoint
 from ingest.worker.accounting import Accounting
-from ingest.worker.checkpoint import Checkpoint
 from ingest.worker.pacing import Limiter
 from ingest.worker.pipeline import ShardPipeline
 from ingest.worker.uploads import ACCEPTED_UNCHECKED, Uploader

@@ -9,14 +9,9 @@ import pytest
 from ingest.errors import RetryableError, StateConflict
 from ingest.items import ItemResult, Outcome
 from ingest.state.base import RunLayout
-from ingest.worker.checkpoint import Checkpoint, CheckpointStore
-from ingest.worker.results import (
-    ResultsWriter,
-    decode_part,
-    encode_part,
-    list_parts,
-    read_results,
-)
+from ingest.state.records import Checkpoint, decode_part, encode_part, list_parts, read_results
+from ingest.worker.checkpoint import CheckpointStore
+from ingest.worker.results import ResultsWriter
 from tests.worker.fakeclock import FakeClock
 from tests.worker.memstore import MemoryStateStore
 

@@ -13,7 +13,7 @@ import pytest
 from ingest.cli import main
 from ingest.demo.samples import make_jpeg
 from ingest.state.base import RunLayout
-from ingest.worker.checkpoint import Checkpoint
+from ingest.state.records import Checkpoint
 
 
 def _results(state: Path, run_id: str) -> dict[int, dict[str, Any]]:
