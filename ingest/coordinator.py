@@ -149,6 +149,7 @@ async def coordinate_command(
 ) -> int:
     """``aion-ingest coordinate SOURCE``: the chart's coordinator, wired to the real steps."""
     from ingest.planning.command import plan_source
+    from ingest.planning.model import RunPlan
     from ingest.report import build_report, load_plan, shard_statuses
     from ingest.state import open_state
 
@@ -167,8 +168,12 @@ async def coordinate_command(
                 log.info("run %s: %s", rid, line)
             return merged.report_csv
 
+        plans: dict[str, RunPlan] = {}  # read once: progress ticks re-read checkpoints only
+
         async def progress(rid: str) -> str:
-            plan_ = await load_plan(store, rid)
+            if rid not in plans:
+                plans[rid] = await load_plan(store, rid)
+            plan_ = plans[rid]
             statuses = await shard_statuses(store, plan_)
             done = sum(s.done for s in statuses)
             complete = sum(1 for s in statuses if s.state == "complete")

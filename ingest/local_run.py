@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from ingest.errors import ExitCode
+from ingest.errors import ConfigError, ExitCode
 from ingest.items import Item
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec
@@ -33,6 +33,7 @@ from ingest.planning.summary import render_text
 from ingest.report import build_report, failed_items, load_plan, shard_statuses
 from ingest.settings import Settings
 from ingest.state import StateStore, open_state
+from ingest.state.base import RunLayout
 from ingest.worker.progress import human_bytes, human_duration
 
 
@@ -239,8 +240,6 @@ async def run_command(
             )
         else:
             if not source_uri:
-                from ingest.errors import ConfigError
-
                 raise ConfigError("no SOURCE given: aion-ingest run SOURCE (or --retry-failed ID)")
             outcome = await plan_source(source_uri, settings, store, run_id=run_id)
         _say(render_text(outcome.plan, outcome.status, outcome.state_uri))
@@ -272,7 +271,7 @@ async def status_command(run_id: str, settings: Settings, *, as_json: bool) -> i
     async with open_state(state_uri, settings) as store:
         plan = await load_plan(store, run_id)
         statuses = await shard_statuses(store, plan)
-        report = await store.get(f"runs/{run_id}/report.json")
+        report = await store.get(RunLayout(run_id).report_json)
     done = sum(s.done for s in statuses)
     if as_json:
         doc = {
@@ -293,7 +292,7 @@ async def status_command(run_id: str, settings: Settings, *, as_json: bool) -> i
             f"{s.worker or '-':<13} {s.updated_at or '-'}"
         )
     if report:
-        print(f"report: {state_uri.rstrip('/')}/runs/{run_id}/report.csv")
+        print(f"report: {state_uri.rstrip('/')}/{RunLayout(run_id).report_csv}")
     return 0
 
 

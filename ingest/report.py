@@ -18,12 +18,11 @@ import collections
 import csv
 import dataclasses
 import datetime as dt
-import io
 import json
 import logging
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 from ingest.errors import ConfigError, IngestError
 from ingest.items import Item, ItemResult, Outcome
@@ -138,15 +137,6 @@ async def load_checkpoint(store: StateStore, run_id: str, index: int) -> Checkpo
         return Checkpoint.from_bytes(blob.data)
     except ValueError:
         return Checkpoint()
-
-
-async def complete_indexes(store: StateStore, plan: RunPlan) -> list[int]:
-    """Indexes whose checkpoint covers every planned ordinal."""
-    done = []
-    for index, total in enumerate(plan.shard_items):
-        if (await load_checkpoint(store, plan.run_id, index)).is_complete(total):
-            done.append(index)
-    return done
 
 
 @dataclasses.dataclass
@@ -304,7 +294,7 @@ async def build_report(
     return report
 
 
-def _read_back(f: io.TextIOBase | Any) -> bytes:
+def _read_back(f: IO[str]) -> bytes:
     f.flush()
     f.seek(0)
     data: str = f.read()
