@@ -2,7 +2,7 @@
 
 A source lists its items as a stream, in a deterministic order (planning the same listing
 twice gives the same shards), and opens one item's bytes as a :class:`ByteStream`. Listing
-never holds the whole listing in memory.
+never holds the whole listing in memory; what it had to skip is counted in ``problems``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from ingest.items import Item
+from ingest.sources.records import Problems
 from ingest.streams import ByteStream
 
 
@@ -18,6 +19,8 @@ class Source(Protocol):
     """A place holding items. Use as ``async with``; ``aclose`` releases clients."""
 
     uri: str
+    problems: Problems
+    """What listing skipped (bad manifest lines, unreadable files): empty when nothing was."""
 
     def list(self) -> AsyncIterator[Item]:
         """Every item, in a deterministic order. Raises ConfigError for a bad URI/manifest,

@@ -1,7 +1,7 @@
 """What is sent with each file, and by which route.
 
-Pure functions of the item and the settings, so a re-send after a crash sends exactly the
-same name, title, tags and idempotency key as the first attempt.
+Pure functions of the item and the worker's settings, so a re-send after a crash sends
+exactly the same name, title, tags and idempotency key as the first attempt.
 
 Two limits of ``stream-batch`` shape the routes (uploads-api.md): it has no per-file
 title, and its ``tags`` apply to every file of the request. So an item with its own title
@@ -19,7 +19,7 @@ import posixpath
 import unicodedata
 
 from ingest.items import Item, content_type_for, is_supported
-from ingest.settings import STREAM_MAX_BYTES, Settings
+from ingest.settings import STREAM_MAX_BYTES, WorkerSettings
 
 TITLE_MAX = 255  # the API's limit on title
 # The API documents no filename limit; 255 bytes is what S3 and most filesystems take,
@@ -97,15 +97,15 @@ def idempotency_key(namespace: str, item: Item) -> str:
     return IDEMPOTENCY_PREFIX + digest[:40]
 
 
-def route_for(item: Item, settings: Settings) -> Route:
+def route_for(item: Item, worker: WorkerSettings) -> Route:
     """Unsupported formats are not sent; small untitled files go in batches; the rest by
     ``stream`` up to 100 MB, then by presigned URL."""
     if not is_supported(item.key):
         return Route.UNSUPPORTED
     if item.size > STREAM_MAX_BYTES:
         return Route.PRESIGNED
-    w = settings.worker
-    if item.size <= w.small_file_max and item.size <= w.batch_max_bytes and not item.title:
+    small = item.size <= worker.small_file_max and item.size <= worker.batch_max_bytes
+    if small and not item.title:
         return Route.BATCH
     return Route.STREAM
 
@@ -127,13 +127,13 @@ class UploadFields:
         return ",".join(self.tags)
 
 
-def upload_fields(item: Item, settings: Settings, namespace: str) -> UploadFields:
+def upload_fields(item: Item, worker: WorkerSettings, namespace: str) -> UploadFields:
     filename = safe_filename(item.key)
     return UploadFields(
-        route=route_for(item, settings),
+        route=route_for(item, worker),
         filename=filename,
         title=make_title(item, filename),
-        tags=merge_tags(item.tags, settings.worker.tags),
+        tags=merge_tags(item.tags, worker.tags),
         content_type=content_type_for(filename),
         idempotency_key=idempotency_key(namespace, item),
     )

@@ -30,7 +30,6 @@ import random
 from collections.abc import AsyncIterator
 
 from ingest.errors import RateLimited
-from ingest.settings import Settings
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 from ingest.worker.tapped import TappedStream
@@ -184,12 +183,15 @@ class Limiter:
         self.stats = PacingStats()
 
     @classmethod
-    def from_settings(
+    def worker_share(
         cls,
-        settings: Settings,
+        run_requests_per_minute: float,
+        parallel_workers: int,
+        *,
+        bytes_per_second: float | None = None,
+        index: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        index: int | None = None,
     ) -> Limiter:
         """This worker's share: the run's budget split evenly across the parallel workers.
 
@@ -200,11 +202,10 @@ class Limiter:
         429 every round against a burst of 3. Phases at the golden-ratio sequence of the
         index keep any set of consecutive indexes spread out.
         """
-        w = settings.worker
-        share = settings.requests_per_minute() / w.parallel_workers / 60.0
+        share = run_requests_per_minute / parallel_workers / 60.0
         start = None if index is None else 1.0 - start_phase(index)
         return cls(
-            share, bytes_per_second=w.bytes_per_second, start_tokens=start, rng=rng, clock=clock
+            share, bytes_per_second=bytes_per_second, start_tokens=start, rng=rng, clock=clock
         )
 
     @property

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 
 from ingest.items import Item, Outcome
-from ingest.settings import Settings
+from ingest.settings import WorkerSettings
 from ingest.state.records import Checkpoint
 from ingest.worker.accounting import Accounting
 from ingest.worker.batcher import Batcher, Pending
@@ -42,29 +42,33 @@ _END = None
 
 
 class ShardPipeline:
-    """Uploads ``items`` (ordinal, item) that ``checkpoint`` does not mark done."""
+    """Uploads ``items`` (ordinal, item) that ``checkpoint`` does not mark done.
+
+    The worker's settings and the books are the uploader's (one of each per shard);
+    ``files_per_batch`` is the tier's cap already applied (``Settings.files_per_batch``).
+    """
 
     def __init__(
         self,
         items: Iterable[tuple[int, Item]],
         checkpoint: Checkpoint,
         uploader: Uploader,
-        settings: Settings,
         *,
+        files_per_batch: int,
         namespace: str,
         linger: float = 0.05,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        w = settings.worker
+        w = uploader.worker
         self.items = items
         self.checkpoint = checkpoint
         self.uploader = uploader
         self.accounting: Accounting = uploader.accounting
-        self.settings = settings
+        self.worker: WorkerSettings = w
         self.namespace = namespace
         self.dedup = w.check_duplicates
         self.batcher = Batcher(
-            max_files=settings.files_per_batch(),
+            max_files=files_per_batch,
             max_bytes=w.batch_max_bytes,
             linger=linger,
             queue_size=w.queue_size,
@@ -86,7 +90,7 @@ class ShardPipeline:
         for ordinal, item in self.items:
             if self.checkpoint.is_done(ordinal):
                 continue
-            fields = upload_fields(item, self.settings, self.namespace)
+            fields = upload_fields(item, self.worker, self.namespace)
             p = Pending(ordinal, item, fields)
             if fields.route is Route.UNSUPPORTED:
                 self.accounting.record(
@@ -125,7 +129,7 @@ class ShardPipeline:
                 group.append(nxt)
             await self._check(group)
         await self.batcher.close()
-        for _ in range(self.settings.worker.concurrency):
+        for _ in range(self.worker.concurrency):
             await self.singles.put(_END)
 
     async def _check(self, group: list[Pending]) -> None:
@@ -158,7 +162,7 @@ class ShardPipeline:
 
     async def run(self) -> None:
         """Upload everything; the first error from any task stops all and is raised."""
-        n = self.settings.worker.concurrency
+        n = self.worker.concurrency
         self._spawn(self._read(), "shard-reader")
         self._spawn(self._deduplicate(), "deduplicator")
         # Twice as many batch uploaders as slots: one waiting for its session results

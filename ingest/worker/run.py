@@ -87,7 +87,13 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
         accounting = Accounting(len(items), sum(i.size for i in items), sink=writer.add)
         done = [i for o, i in enumerate(items) if checkpoint.is_done(o)]
         accounting.resumed(len(done), sum(i.size for i in done))
-        limiter = Limiter.from_settings(settings, index=index)
+        w = settings.worker
+        limiter = Limiter.worker_share(
+            settings.requests_per_minute(),
+            w.parallel_workers,
+            bytes_per_second=w.bytes_per_second,
+            index=index,
+        )
         log.info(
             "shard %d of run %s: %d items, %d done before",
             index,
@@ -100,9 +106,13 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             open_source(plan.source, settings) as source,
             AionClient(settings.api, pacer=limiter.request) as client,
         ):
-            uploader = Uploader(client, source, settings, accounting, limiter)
+            uploader = Uploader(client, source, w, accounting, limiter)
             pipeline = ShardPipeline(
-                enumerate(items), checkpoint, uploader, settings, namespace=run_id
+                enumerate(items),
+                checkpoint,
+                uploader,
+                files_per_batch=settings.files_per_batch(),
+                namespace=run_id,
             )
             return await _supervise(pipeline, writer, Progress(accounting))
 

@@ -17,7 +17,6 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from ingest.api.client import AionClient
 from ingest.api.errors import attempts_of
 from ingest.api.files import FileSpec
 from ingest.api.models import (
@@ -27,13 +26,14 @@ from ingest.api.models import (
 )
 from ingest.errors import ItemRejected, SourceItemError
 from ingest.items import Outcome
-from ingest.settings import Settings
+from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
 from ingest.streams import ByteStream
 from ingest.worker.accounting import Accounting, Transfer
 from ingest.worker.batcher import Pending
 from ingest.worker.naming import Route
 from ingest.worker.pacing import Limiter
+from ingest.worker.uploads_api import UploadsApi
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,12 @@ Slot = contextlib.AbstractAsyncContextManager[object]
 
 @dataclasses.dataclass
 class Uploader:
-    """Everything a route needs: the API, the source, the pace and the books."""
+    """Everything a route needs: the API, the source, the worker's settings, the pace and
+    the books."""
 
-    client: AionClient
+    client: UploadsApi
     source: Source
-    settings: Settings
+    worker: WorkerSettings
     accounting: Accounting
     limiter: Limiter
 
@@ -81,7 +82,7 @@ class Uploader:
             _failed(t, exc)
 
     async def _single(self, p: Pending, t: Transfer) -> None:
-        w = self.settings.worker
+        w = self.worker
         spec = self.spec(p, t)
         if p.fields.route is Route.PRESIGNED:
             confirmed = await self.client.upload_presigned(
@@ -124,7 +125,7 @@ class Uploader:
                 self.accounting.close(t)
 
     async def _batch(self, pairs: list[tuple[Pending, Transfer]], slot: Slot) -> None:
-        w = self.settings.worker
+        w = self.worker
         while pairs:
             for _, t in pairs:
                 t.route = Route.BATCH.value
@@ -174,7 +175,7 @@ class Uploader:
         results: Sequence[StreamBatchFileResult | UploadSessionResultItem]
         if r.immediate_results and len(pairs) <= INLINE_RESULTS_MAX:
             results = r.immediate_results
-        elif self.settings.worker.batch_results == "accept" and _all_accounted(pairs, r):
+        elif self.worker.batch_results == "accept" and _all_accounted(pairs, r):
             for _, accepted in pairs:
                 if accepted.outcome is None:
                     accepted.finish(Outcome.UPLOADED, reason=ACCEPTED_UNCHECKED, attempts=attempts)

@@ -1,8 +1,11 @@
 """Small in-memory stand-ins for the source and the API, for pipeline unit tests.
 
-The real parts (moto's S3 server + ingest.sources, the sandbox) are not yet in git; once
-they are, the pipeline's integration tests run against them and these stay for the
-fine-grained cases (exact per-file answers, failure injection by ordinal).
+They implement the worker's two edges, :class:`~ingest.sources.base.Source` and
+:class:`~ingest.worker.uploads_api.UploadsApi`, so they are passed where the real parts go
+without type ignores. The real parts (moto's S3 through ``ingest.sources``, the sandbox
+through ``AionClient``) run in the route, kill, fault and zombie tests; these fakes serve
+the fine-grained cases: exact per-file answers, failure injection by ordinal, an API that
+never answers.
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ from ingest.api.models import (
 )
 from ingest.errors import FatalError, ItemRejected, SourceItemError
 from ingest.items import Item
+from ingest.sources.records import Problems
 from ingest.streams import BytesStream, ByteStream
 
 
 class FakeSource:
+    """Objects by key, in memory; a key not held is gone from the source."""
+
     uri = "memory://"
 
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = objects
         self.opened: list[str] = []
+        self.problems = Problems()
 
     def list(self) -> AsyncIterator[Item]:
         raise NotImplementedError
@@ -81,11 +88,18 @@ class FakeApi:
         self.files[h] = {"id": fid, "filename": name, "size": len(data), **meta}
         return fid, False
 
-    async def upload_stream(self, file: FileSpec, **kw: Any) -> StreamingUploadResponse:
+    async def upload_stream(
+        self,
+        file: FileSpec,
+        *,
+        title: str | None,
+        tags: Sequence[str],
+        auto_describe: bool,
+        skip_duplicates: bool,
+        storage_target: str,
+    ) -> StreamingUploadResponse:
         self.requests.append("stream")
-        fid, skipped = self._store(
-            file.filename, await _read(file), kw["skip_duplicates"], title=kw["title"]
-        )
+        fid, skipped = self._store(file.filename, await _read(file), skip_duplicates, title=title)
         return StreamingUploadResponse(
             image_id=fid,
             status="skipped" if skipped else "completed",
@@ -94,7 +108,14 @@ class FakeApi:
         )
 
     async def upload_stream_batch(
-        self, files: Sequence[FileSpec], **kw: Any
+        self,
+        files: Sequence[FileSpec],
+        *,
+        tags: Sequence[str],
+        auto_describe: bool,
+        skip_duplicates: bool,
+        intent: str,
+        storage_target: str,
     ) -> StreamBatchUploadResponse:
         self.requests.append(f"batch:{len(files)}")
         results = []
@@ -102,7 +123,7 @@ class FakeApi:
         datas = [await _read(f) for f in files]  # a broken source breaks the whole request
         for i, (spec, data) in enumerate(zip(files, datas, strict=True)):
             try:
-                fid, skipped = self._store(spec.filename, data, kw["skip_duplicates"])
+                fid, skipped = self._store(spec.filename, data, skip_duplicates)
             except ItemRejected as exc:
                 rejections.append({"filename": spec.filename, "index": i, "reason": exc.message})
                 continue
@@ -135,7 +156,7 @@ class FakeApi:
         )
 
     async def iter_session_results(
-        self, session_id: str, page_size: int = 100
+        self, session_id: str, *, page_size: int
     ) -> AsyncIterator[UploadSessionResultItem]:
         self.requests.append("session-results")
         for r in self.sessions[session_id]:
@@ -146,7 +167,14 @@ class FakeApi:
         dup = [h for h in hashes if h in self.files]
         return DuplicateCheckResponse(duplicates=dup, unique=[h for h in hashes if h not in dup])
 
-    async def upload_presigned(self, file: FileSpec, **kw: Any) -> UploadConfirmationResponse:
+    async def upload_presigned(
+        self,
+        file: FileSpec,
+        *,
+        idempotency_key: str | None,
+        storage_target: str,
+        checksum: str | None,
+    ) -> UploadConfirmationResponse:
         self.requests.append("presigned")
-        fid, _ = self._store(file.filename, await _read(file), True, key=kw["idempotency_key"])
+        fid, _ = self._store(file.filename, await _read(file), True, key=idempotency_key)
         return UploadConfirmationResponse(confirmed=True, object_key="k", upload_id=fid)

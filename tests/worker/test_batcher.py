@@ -7,17 +7,17 @@ import asyncio
 import pytest
 
 from ingest.items import Item
-from ingest.settings import load_settings
+from ingest.settings import WorkerSettings
 from ingest.worker.batcher import Batcher, Pending
 from ingest.worker.naming import upload_fields
 from tests.worker.fakeclock import FakeClock
 
-SETTINGS = load_settings()
+WORKER = WorkerSettings()
 
 
 def pending(o: int, size: int = 10, key: str | None = None, tags: tuple[str, ...] = ()) -> Pending:
     item = Item(key=key or f"dir/{o}.jpg", size=size, tags=tags)
-    return Pending(o, item, upload_fields(item, SETTINGS, "ns"))
+    return Pending(o, item, upload_fields(item, WORKER, "ns"))
 
 
 def ordinals(batch: list[Pending] | None) -> list[int]:

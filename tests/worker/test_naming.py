@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.items import Item, is_supported
-from ingest.settings import STREAM_MAX_BYTES, load_settings
+from ingest.settings import STREAM_MAX_BYTES, WorkerSettings
 from ingest.worker.naming import (
     FILENAME_MAX_BYTES,
     Route,
@@ -93,7 +93,7 @@ def test_idempotency_keys_are_deterministic_valid_and_version_aware() -> None:
 
 
 def test_routes_by_format_size_and_title() -> None:
-    s = load_settings(worker={"small_file_max": 1024 * 1024})
+    s = WorkerSettings(small_file_max=1024 * 1024)
     assert route_for(Item(key="a.exe", size=10), s) is Route.UNSUPPORTED
     assert route_for(Item(key="a.JPG", size=0), s) is Route.BATCH
     assert route_for(Item(key="a.jpg", size=1024 * 1024), s) is Route.BATCH
@@ -101,12 +101,12 @@ def test_routes_by_format_size_and_title() -> None:
     assert route_for(Item(key="a.jpg", size=10, title="Mine"), s) is Route.STREAM
     assert route_for(Item(key="a.pdf", size=STREAM_MAX_BYTES), s) is Route.STREAM
     assert route_for(Item(key="a.pdf", size=STREAM_MAX_BYTES + 1), s) is Route.PRESIGNED
-    tight = load_settings(worker={"small_file_max": 4096, "batch_max_bytes": 1000})
+    tight = WorkerSettings(small_file_max=4096, batch_max_bytes=1000)
     assert route_for(Item(key="a.png", size=2000), tight) is Route.STREAM
 
 
 def test_upload_fields_gather_everything() -> None:
-    s = load_settings(worker={"tags": ["import"]})
+    s = WorkerSettings(tags=["import"])
     item = Item(key="in/Ünï code.PNG", size=10, etag="e", tags=("x",))
     f = upload_fields(item, s, "ns")
     assert f.route is Route.BATCH

@@ -8,7 +8,6 @@ import random
 import pytest
 
 from ingest.errors import RateLimited
-from ingest.settings import load_settings
 from ingest.streams import BytesStream
 from ingest.worker.pacing import Limiter, TokenBucket
 from tests.worker.fakeclock import FakeClock
@@ -112,14 +111,13 @@ async def _start_429s(
     api.take(1, clock.monotonic())  # the quota check
     rng = random.Random(seed)
     rejected = 0
-    settings = load_settings(worker={"requests_per_minute": 120, "parallel_workers": 4})
 
     async def worker(index: int | None) -> None:
         nonlocal rejected
         if index is None:
             limiter = Limiter(0.5, start_tokens=start_tokens, rng=rng, clock=clock)
         else:
-            limiter = Limiter.from_settings(settings, clock=clock, index=index)
+            limiter = Limiter.worker_share(120, 4, clock=clock, index=index)
         for _ in range(requests):
             await limiter.acquire()
             if api.wait_time(1, clock.monotonic()) > 0:
@@ -270,14 +268,14 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
     assert limiter.stats.granted == 2
 
 
-def test_share_of_the_run_budget_from_settings() -> None:
-    settings = load_settings(api={"tier": "ENTERPRISE"}, worker={"parallel_workers": 4})
-    limiter = Limiter.from_settings(settings, clock=FakeClock())
+def test_a_workers_share_of_the_run_budget() -> None:
+    limiter = Limiter.worker_share(500, 4, clock=FakeClock())
     assert limiter.ceiling == pytest.approx(500 / 4 / 60)
-    settings = load_settings(worker={"requests_per_minute": 60, "bytes_per_second": 1e6})
-    limiter = Limiter.from_settings(settings, clock=FakeClock())
+    stream = BytesStream(b"abc")
+    assert limiter.pace(stream) is stream  # no byte cap: the stream as it is
+    limiter = Limiter.worker_share(60, 1, bytes_per_second=1e6, clock=FakeClock())
     assert limiter.ceiling == pytest.approx(1.0)
-    assert limiter.pace(BytesStream(b"abc")) is not None
+    assert limiter.pace(stream) is not stream
 
 
 def test_bad_parameters_are_refused() -> None:

@@ -41,9 +41,13 @@ def build(
     got: list[ItemResult] = []
     acct = Accounting(len(items), sum(i.size for i in items), sink=got.append)
     limiter = Limiter(1e6, clock=FakeClock())
-    uploader = Uploader(api, source, settings, acct, limiter)  # type: ignore[arg-type]
+    uploader = Uploader(api, source, settings.worker, acct, limiter)
     pipe = ShardPipeline(
-        list(enumerate(items)), checkpoint or Checkpoint(), uploader, settings, namespace="ns"
+        list(enumerate(items)),
+        checkpoint or Checkpoint(),
+        uploader,
+        files_per_batch=settings.files_per_batch(),
+        namespace="ns",
     )
     return pipe, api, source, got
 
@@ -177,11 +181,11 @@ class SlowResultsApi(FakeApi):
                 self.next_upload.set()
 
     async def iter_session_results(
-        self, session_id: str, page_size: int = 100
+        self, session_id: str, *, page_size: int
     ) -> AsyncIterator[UploadSessionResultItem]:
         if self.uploads < 3:  # the last batch's results need not wait
             await self.next_upload.wait()
-        async for r in super().iter_session_results(session_id, page_size):
+        async for r in super().iter_session_results(session_id, page_size=page_size):
             yield r
 
 
@@ -191,7 +195,7 @@ async def test_session_results_are_fetched_without_holding_an_upload_slot() -> N
     objects = {f"s/{n}.jpg": jpg(n) for n in range(60)}
     items = [Item(key=k, size=len(v)) for k, v in objects.items()]
     api = SlowResultsApi()
-    pipe, api, _, got = build(objects, items, api=api, concurrency=1)
+    pipe, _, _, got = build(objects, items, api=api, concurrency=1)
     await pipe.run()
     assert api.requests.index("session-results") > api.requests.index("batch:20", 1)
     assert api.max_in_flight == 1

@@ -218,9 +218,9 @@ async def test_the_session_results_fetch_is_paced_by_the_limiter(sandbox: Any) -
     )
     limiter = Limiter(1e6)
     acct = Accounting(len(items), sum(i.size for i in items))
-    batch = [Pending(o, i, upload_fields(i, settings, "ns")) for o, i in enumerate(items)]
+    batch = [Pending(o, i, upload_fields(i, settings.worker, "ns")) for o, i in enumerate(items)]
     async with AionClient(settings.api, pacer=limiter.request) as client:
-        uploader = Uploader(client, FakeSource(objects), settings, acct, limiter)
+        uploader = Uploader(client, FakeSource(objects), settings.worker, acct, limiter)
         await uploader.send_batch(batch, asyncio.Semaphore(1))
     assert limiter.stats.granted == 2  # the upload and the session results
     assert acct.snapshot().by_outcome == {"uploaded": 8}
