@@ -38,12 +38,6 @@ TIER_REQUESTS_PER_MINUTE: dict[str, int] = {
     "PROFESSIONAL": 100,
     "ENTERPRISE": 500,
 }
-TIER_MONTHLY_UPLOADS: dict[str, int | None] = {
-    "FREE": 1_000,
-    "STARTER": 10_000,
-    "PROFESSIONAL": 50_000,
-    "ENTERPRISE": None,
-}
 STREAM_MAX_BYTES = 100 * 1024 * 1024  # the API's streaming limit per file
 
 

@@ -7,6 +7,7 @@ import re
 import struct
 import zlib
 
+from ingest.demo.generated import GeneratedStream
 from ingest.demo.samples import big_pdf_chunks, sample_bucket
 from ingest.items import is_supported
 
@@ -103,3 +104,15 @@ def test_big_object_is_generated_not_stored() -> None:
         == hashlib.sha256(b"".join(big_pdf_chunks(big.size, len(big.key)))).hexdigest()
     )
     assert next(iter(big.chunks())).startswith(b"%PDF-")
+
+
+async def test_generated_stream_is_deterministic_and_sized() -> None:
+    g = GeneratedStream(1_000_003, seed=7, chunk_size=65_536)
+    h = hashlib.sha256()
+    total = 0
+    async for chunk in g:
+        h.update(chunk)
+        total += len(chunk)
+    assert total == 1_000_003
+    assert h.hexdigest() == g.sha256() == GeneratedStream(1_000_003, seed=7).sha256()
+    assert g.sha256() != GeneratedStream(1_000_003, seed=8).sha256()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 
 from hypothesis import given
@@ -16,7 +15,7 @@ from ingest.items import (
     extension,
     is_supported,
 )
-from ingest.streams import BytesStream, GeneratedStream
+from ingest.streams import BytesStream
 
 
 def test_item_round_trip_is_compact() -> None:
@@ -35,18 +34,6 @@ def test_supported_formats_by_extension_case_insensitive() -> None:
     assert is_supported("x/Y.JPEG") and is_supported("notes.md") and is_supported("d.docx")
     assert not is_supported("movie.mp4") and not is_supported("README")
     assert content_type_for("a.PNG") == "image/png"
-
-
-async def test_generated_stream_is_deterministic_and_sized() -> None:
-    g = GeneratedStream(1_000_003, seed=7, chunk_size=65_536)
-    h = hashlib.sha256()
-    total = 0
-    async for chunk in g:
-        h.update(chunk)
-        total += len(chunk)
-    assert total == 1_000_003
-    assert h.hexdigest() == g.sha256() == GeneratedStream(1_000_003, seed=7).sha256()
-    assert g.sha256() != GeneratedStream(1_000_003, seed=8).sha256()
 
 
 async def test_bytes_stream_chunks() -> None:

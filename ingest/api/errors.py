@@ -32,7 +32,6 @@ from ingest.errors import (
 _MAX_MESSAGE = 300  # server messages are quoted, but never a whole HTML error page
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-FATAL_STATUSES = frozenset({401, 402, 403})
 ITEM_STATUSES = frozenset({400, 409, 413, 415, 422})
 
 

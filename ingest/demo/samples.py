@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from ingest.streams import CHUNK_SIZE, GeneratedStream
+from ingest.demo.generated import GeneratedStream
+from ingest.streams import CHUNK_SIZE
 
 # A 16x16 baseline JPEG (quality 75), 659 bytes. A COM segment is spliced in after SOI.
 _JPEG = bytes.fromhex(

@@ -83,9 +83,6 @@ class RunLayout:
     def results_part(self, index: int, part: int) -> str:
         return f"{self.results_dir(index)}/part-{part:06d}.jsonl.gz"
 
-    def lease(self, index: int) -> str:
-        return f"{self.root}/leases/{index:05d}.json"
-
     @property
     def report_json(self) -> str:
         return f"{self.root}/report.json"

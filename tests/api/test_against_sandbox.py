@@ -19,9 +19,10 @@ from pydantic import SecretStr
 
 from ingest.api import AionClient, FileSpec, RetryPolicy, attempts_of
 from ingest.api.models import FileInfo, UploadConfirmation
+from ingest.demo.generated import GeneratedStream
 from ingest.errors import FatalError, ItemRejected, RetryableError
 from ingest.settings import ApiSettings
-from ingest.streams import ByteStream, GeneratedStream
+from ingest.streams import ByteStream
 from tests.api.conftest import FakeClock
 from tests.fixtures.sandbox import SandboxHandle
 

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ingest.api import FileSpec, SizeMismatch, attempts_of
+from ingest.demo.generated import GeneratedStream
 from ingest.errors import FatalError, ItemRejected, RateLimited, RetryableError
-from ingest.streams import BytesStream, ByteStream, GeneratedStream
+from ingest.streams import BytesStream, ByteStream
 from tests.api.conftest import API_KEY, FakeClock, MakeClient, ScriptedServer, drop, reply, stall
 from tests.api.test_multipart import parse
 

@@ -9,7 +9,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ingest.api.files import FileBody, FileSpec, SizeMismatch
 from ingest.api.multipart import MultipartBody, quote_param
-from ingest.streams import BytesStream, ByteStream, GeneratedStream
+from ingest.demo.generated import GeneratedStream
+from ingest.streams import BytesStream, ByteStream
 
 
 class _Part:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ingest.streams import GeneratedStream
+from ingest.demo.generated import GeneratedStream
 from tests.sandbox.files import PDF, docx, jpeg, png
 
 STREAM = "/user-files/upload/stream"
