@@ -21,7 +21,7 @@ import logging
 import re
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiobotocore.credentials import AioRefreshableCredentials
@@ -92,12 +92,16 @@ def _catch(request: Any, **_: Any) -> None:
     ],
 )
 async def test_lean_requests_are_botocores(
-    style: str, region: str, endpoint: str | None, base: str, monkeypatch: pytest.MonkeyPatch
+    style: Literal["path", "virtual"],
+    region: str,
+    endpoint: str | None,
+    base: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIATEMPORARY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "se/cr+et=")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjE/+token==")
-    config = S3Config(endpoint_url=endpoint, region=region, addressing_style=style)  # type: ignore[arg-type]
+    config = S3Config(endpoint_url=endpoint, region=region, addressing_style=style)
     s3 = S3Client(config)
     try:
         client = await s3.client()
