@@ -37,7 +37,7 @@ from pathlib import Path
 
 import boto3
 
-from ingest.settings import Settings, SourceSettings
+from ingest.settings import SourceSettings
 from ingest.sources.s3 import S3Source
 
 BUCKET = "bench-bucket"
@@ -118,10 +118,8 @@ def plain_loop(endpoint: str) -> list[str]:
 
 
 async def parallel(endpoint: str, concurrency: int) -> list[str]:
-    settings = Settings(
-        source=SourceSettings(
-            endpoint_url=endpoint, region="us-east-1", list_concurrency=concurrency
-        )
+    settings = SourceSettings(
+        endpoint_url=endpoint, region="us-east-1", list_concurrency=concurrency
     )
     async with S3Source(f"s3://{BUCKET}/", settings) as source:
         return [item.key async for item in source.list()]

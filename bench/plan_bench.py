@@ -67,7 +67,7 @@ async def plan_child(
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_state(f"file://{state}", settings))
         if reader == "manifest":
-            source = await stack.enter_async_context(open_source(str(manifest), settings))
+            source = await stack.enter_async_context(open_source(str(manifest), settings.source))
             items = source.list()
         else:
             items = minimal_csv(manifest)

@@ -103,6 +103,16 @@ class SourceSettings(_Group):
     head_concurrency: int = Field(
         32, ge=1, description="HEAD requests in flight to fill a manifest's missing size/etag."
     )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="S3 URL style for the source and an s3:// state store: bucket in the host "
+        "(virtual), in the path (path, for most S3-compatible servers), or botocore's choice.",
+    )
+    lean_get: bool = Field(
+        True,
+        description="Send GETs after a bucket's first as one hand-signed request (about half "
+        "the worker's CPU per object); false sends every GET through botocore.",
+    )
     manifest_errors: Literal["fail", "skip"] = Field(
         "fail",
         description="A bad manifest line stops the plan (fail) or is counted and reported (skip).",

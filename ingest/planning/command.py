@@ -63,7 +63,7 @@ async def plan_source(
     from ingest.sources import Filter, open_source, problems_of
 
     item_filter = Filter.from_settings(settings.filters)
-    source = open_source(source_uri, settings)
+    source = open_source(source_uri, settings.source, need_times=item_filter.needs_last_modified)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(source)
         quota_check: QuotaCheck | None = None

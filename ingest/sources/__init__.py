@@ -17,7 +17,7 @@ counted, with the first examples, for the plan and the report.
 
 from __future__ import annotations
 
-from ingest.settings import Settings
+from ingest.settings import SourceSettings
 from ingest.sources.base import Source
 from ingest.sources.filters import Filter, Reason, outcome_for, parse_size, parse_timestamp
 from ingest.sources.records import Problem, Problems
@@ -42,18 +42,23 @@ def manifest_kind(uri: str) -> str | None:
     return None
 
 
-def open_source(uri: str, settings: Settings) -> Source:
+def open_source(
+    uri: str, settings: SourceSettings, *, readers: int = 0, need_times: bool = False
+) -> Source:
     """The source a URI names (rule in the module docstring). Raises ConfigError for a
-    malformed URI or a missing local folder; S3 is not contacted until ``list``/``open``."""
+    malformed URI or a missing local folder; S3 is not contacted until ``list``/``open``.
+
+    ``readers``: how many objects the caller opens at once (sizes the S3 connection pool);
+    ``need_times``: a time filter is set, so manifest rows need a last-modified time."""
     from ingest.sources.local import LocalSource
     from ingest.sources.manifest import ManifestSource
     from ingest.sources.s3 import S3Source
 
     kind = manifest_kind(uri)
     if kind is not None:
-        return ManifestSource(uri, kind, settings)
+        return ManifestSource(uri, kind, settings, readers=readers, need_times=need_times)
     if uri.startswith("s3://"):
-        return S3Source(uri, settings)
+        return S3Source(uri, settings, readers=readers)
     return LocalSource(uri)
 
 

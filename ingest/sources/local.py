@@ -18,26 +18,15 @@ import collections
 import datetime as dt
 import os
 import stat
-import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ingest.errors import ConfigError, RetryableError, SourceItemError
 from ingest.items import Item
+from ingest.s3.uris import path_from_uri
 from ingest.sources.records import Problems, iso_utc
 from ingest.streams import CHUNK_SIZE, ByteStream
-
-
-def path_from_uri(uri: str) -> Path:
-    """``file:///a/b`` or ``/a/b`` or ``a/b`` → an absolute Path (percent-escapes decoded
-    in ``file://`` URIs only)."""
-    if uri.startswith("file://"):
-        parsed = urllib.parse.urlparse(uri)
-        if parsed.netloc not in ("", "localhost"):
-            raise ConfigError(f"file URI with a host: {uri!r}; use file:///absolute/path")
-        return Path(urllib.parse.unquote(parsed.path)).absolute()
-    return Path(uri).expanduser().absolute()
 
 
 def file_etag(st: os.stat_result) -> str:
@@ -72,7 +61,7 @@ class LocalSource:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.root = path_from_uri(uri)
+        self.root = path_from_uri(uri, "source folder")
         if not self.root.is_dir():
             raise ConfigError(
                 f"source folder {str(self.root)!r} does not exist or is not a directory; "

@@ -26,11 +26,12 @@ from typing import Any
 
 from ingest.errors import ConfigError, SourceItemError
 from ingest.items import Item
-from ingest.settings import Settings
+from ingest.s3.client import S3Client
+from ingest.s3.uris import path_from_uri
+from ingest.settings import SourceSettings
 from ingest.sources import manifest_formats as fmt
-from ingest.sources.local import path_from_uri
 from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
-from ingest.sources.s3client import S3Client
+from ingest.sources.s3 import s3_config
 from ingest.streams import ByteStream
 
 _Ahead = Item | asyncio.Task[Item | None]
@@ -40,20 +41,29 @@ _Cells = list[str]  # (a module-level alias: inside the class, ``list`` is the m
 class ManifestSource:
     """Items named by a manifest file (``kind``: ``csv``, ``jsonl`` or ``inventory``)."""
 
-    def __init__(self, uri: str, kind: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        uri: str,
+        kind: str,
+        settings: SourceSettings,
+        *,
+        readers: int = 0,
+        need_times: bool = False,
+    ) -> None:
+        """``readers``: GETs the caller runs at once (sizes the pool); ``need_times``: a
+        row without a last-modified time gets a HEAD (a time filter is set)."""
         if kind not in ("csv", "jsonl", "inventory"):
             raise ConfigError(f"unknown manifest kind {kind!r}; use csv, jsonl or inventory")
         self.uri = uri
         self.kind = kind
-        self.fail_fast = settings.source.manifest_errors == "fail"
-        self.url_keys = settings.source.manifest_keys == "url"
-        self.need_time = bool(settings.filters.modified_after or settings.filters.modified_before)
-        self.lookahead = 2 * settings.source.head_concurrency
-        self.checksums = settings.source.fetch_checksums  # ask the HEADs we do anyway
+        self.fail_fast = settings.manifest_errors == "fail"
+        self.url_keys = settings.manifest_keys == "url"
+        self.need_time = need_times
+        self.lookahead = 2 * settings.head_concurrency
+        self.checksums = settings.fetch_checksums  # ask the HEADs we do anyway
         self.problems = Problems()
-        pool = max(settings.source.head_concurrency, settings.worker.concurrency) + 8
-        self.s3 = S3Client(settings.source, max_connections=pool)
-        if not uri.startswith("s3://") and not path_from_uri(uri).is_file():
+        self.s3 = S3Client(s3_config(settings, readers))
+        if not uri.startswith("s3://") and not path_from_uri(uri, "manifest").is_file():
             raise ConfigError(f"manifest {uri!r} does not exist or is not a file; check the path")
 
     # --- listing -----------------------------------------------------------------------

@@ -37,10 +37,9 @@ from typing import Any
 
 from ingest.errors import ConfigError, SourceItemError
 from ingest.items import Item
-from ingest.sources.local import path_from_uri
+from ingest.s3.client import S3Client
+from ingest.s3.uris import parse_s3_uri, path_from_uri
 from ingest.sources.records import iso_utc, sha256_hex, strip_etag
-from ingest.sources.s3 import parse_s3_uri
-from ingest.sources.s3client import S3Client
 
 CSV_COLUMNS = ("bucket", "key", "size", "etag", "sha256", "title", "tags")
 _KNOWN = {*CSV_COLUMNS, "version_id", "last_modified"}
@@ -87,7 +86,7 @@ async def read_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
 
 
 async def _s3_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
-    bucket, key = parse_s3_uri(location)
+    bucket, key = parse_s3_uri(location, "manifest")
     try:
         stream = await s3.get(bucket, key)
     except SourceItemError as exc:  # for the manifest itself, a missing file is bad usage
@@ -100,7 +99,7 @@ async def _s3_chunks(location: str, s3: S3Client) -> AsyncIterator[bytes]:
 
 
 async def _file_chunks(location: str) -> AsyncIterator[bytes]:
-    path = path_from_uri(location)
+    path = path_from_uri(location, "manifest")
     try:
         f = await asyncio.to_thread(open, path, "rb")
     except OSError as exc:

@@ -28,11 +28,12 @@ import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
-from ingest.errors import ConfigError, SourceItemError
+from ingest.errors import SourceItemError
 from ingest.items import Item
-from ingest.settings import Settings, SourceSettings
+from ingest.s3.client import S3Client, S3Config
+from ingest.s3.uris import parse_s3_uri, s3_uri
+from ingest.settings import SourceSettings
 from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
-from ingest.sources.s3client import S3Client, s3_uri
 from ingest.streams import ByteStream
 
 _MAX_DEPTH = 3  # discovery levels below the prefix explored when levels are small
@@ -40,14 +41,19 @@ _QUEUE_PAGES = 2  # pages (≤1000 items each) buffered per folder task
 _LOOKAHEAD = 10_000  # direct objects buffered while looking for the next folders to start
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` → (``bucket``, ``some/prefix``)."""
-    if not uri.startswith("s3://"):
-        raise ConfigError(f"not an S3 URI: {uri!r}; use s3://bucket/prefix")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ConfigError(f"S3 URI without a bucket: {uri!r}; use s3://bucket/prefix")
-    return bucket, prefix
+def s3_config(settings: SourceSettings, readers: int = 0) -> S3Config:
+    """The S3 client's config for a source: its settings, and a pool for ``readers``
+    concurrent GETs (plus the HEADs and a few spare)."""
+    return S3Config(
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        max_attempts=settings.max_attempts,
+        addressing_style=settings.addressing_style,
+        max_connections=max(settings.head_concurrency, readers) + 8,
+        list_concurrency=settings.list_concurrency,
+        head_concurrency=settings.head_concurrency,
+        lean_get=settings.lean_get,
+    )
 
 
 def item_from_listing(bucket: str, obj: dict[str, Any], sha256: str | None = None) -> Item:
@@ -77,13 +83,12 @@ class _Folder:
 class S3Source:
     """Objects under an S3 prefix. See the module docstring for the listing's order."""
 
-    def __init__(self, uri: str, settings: Settings) -> None:
+    def __init__(self, uri: str, settings: SourceSettings, *, readers: int = 0) -> None:
         self.uri = uri
-        self.bucket, self.prefix = parse_s3_uri(uri)
-        self.settings: SourceSettings = settings.source
+        self.bucket, self.prefix = parse_s3_uri(uri, "source")
+        self.settings = settings
         self.problems = Problems()  # S3 listings have no bad lines; kept for a uniform API
-        pool = max(settings.source.head_concurrency, settings.worker.concurrency) + 8
-        self.s3 = S3Client(settings.source, max_connections=pool)
+        self.s3 = S3Client(s3_config(settings, readers))
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- listing -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from ingest.errors import ConfigError
-from ingest.settings import Settings
+from ingest.settings import Settings, SourceSettings, StoreSettings
 from ingest.state.base import Blob, RunLayout, StateStore
 from ingest.state.probe import verify_conditional_writes
 
@@ -47,24 +47,31 @@ def open_state(uri: str | None, settings: Settings | None = None) -> _Verified:
     """The store at ``uri`` (``s3://bucket/prefix``, ``file:///path`` or a plain path).
 
     ``async with open_state(uri, settings) as store:`` opens the client and runs the probe.
+    Only ``settings.store`` (and ``settings.source`` for the S3 endpoint, region and
+    attempts the store falls back to) are read; without settings, the built-in defaults
+    (the environment is the caller's to read).
     """
-    settings = settings or Settings()
+    store_settings = settings.store if settings else StoreSettings()
+    source = settings.source if settings else SourceSettings()
     if not uri:
         raise ConfigError("no state store given; pass --state URI or set INGEST_STATE")
     if uri.startswith("s3://"):
+        from ingest.s3.client import S3Config
         from ingest.state.s3 import S3StateStore
 
-        store: StateStore = S3StateStore(
-            uri,
-            endpoint_url=settings.store.endpoint_url or settings.source.endpoint_url,
-            region=settings.store.region or settings.source.region,
+        config = S3Config(
+            endpoint_url=store_settings.endpoint_url or source.endpoint_url,
+            region=store_settings.region or source.region,
+            max_attempts=source.max_attempts,
+            addressing_style=source.addressing_style,
         )
+        store: StateStore = S3StateStore(uri, config)
     elif "://" not in uri or uri.startswith("file:"):
         from ingest.state.local import LocalStateStore
 
-        store = LocalStateStore(uri, lock_stale_seconds=settings.store.lock_stale_seconds)
+        store = LocalStateStore(uri, lock_stale_seconds=store_settings.lock_stale_seconds)
     else:
         raise ConfigError(
             f"state store URI {uri!r} has an unknown scheme; use s3://bucket/prefix or file:///path"
         )
-    return _Verified(store, settings.store.verify_conditional_writes)
+    return _Verified(store, store_settings.verify_conditional_writes)

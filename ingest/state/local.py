@@ -24,13 +24,13 @@ import hashlib
 import os
 import socket
 import time
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
 from ingest.errors import ConfigError, IngestError, RetryableError, StateConflict
+from ingest.s3.uris import path_from_uri
 from ingest.state.base import Blob
 from ingest.state.paths import check_path, check_prefix
 
@@ -46,14 +46,7 @@ def etag_of(data: bytes) -> str:
 
 def folder_from_uri(uri: str) -> Path:
     """The folder of ``file:///path`` (or ``file://localhost/path``) or of a plain path."""
-    if uri.startswith("file:"):
-        parts = urllib.parse.urlsplit(uri)
-        if parts.netloc not in ("", "localhost") or not parts.path:
-            raise ConfigError(
-                f"state store URI {uri!r} is not a local folder; use file:///absolute/path"
-            )
-        return Path(urllib.parse.unquote(parts.path))
-    return Path(uri).absolute()
+    return path_from_uri(uri, "state store URI")
 
 
 class LocalStateStore:

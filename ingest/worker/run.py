@@ -103,7 +103,9 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             extra={"worker": checkpoints.worker_id},
         )
         async with (
-            open_source(plan.source, settings) as source,
+            open_source(
+                plan.source, settings.source, readers=settings.worker.concurrency
+            ) as source,
             AionClient(settings.api, pacer=limiter.request) as client,
         ):
             uploader = Uploader(client, source, w, accounting, limiter)

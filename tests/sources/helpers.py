@@ -9,13 +9,13 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from ingest.items import Item
-from ingest.settings import Settings, SourceSettings
+from ingest.settings import SourceSettings
 from ingest.sources.base import Source
 from tests.fixtures.s3 import S3Bucket
 
 
-def settings(endpoint_url: str | None = None, **source: Any) -> Settings:
-    return Settings(source=SourceSettings(endpoint_url=endpoint_url, **source))
+def settings(endpoint_url: str | None = None, **source: Any) -> SourceSettings:
+    return SourceSettings(endpoint_url=endpoint_url, **source)
 
 
 async def collect(source: Source) -> list[Item]:

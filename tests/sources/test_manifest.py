@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.settings import FilterSettings, Settings, SourceSettings
 from ingest.sources import manifest_kind, open_source
 from ingest.sources.manifest import ManifestSource
 from ingest.sources.s3 import S3Source
@@ -213,10 +212,7 @@ async def test_time_filter_makes_heads_fill_last_modified(
     (tmp_path / "m.csv").write_text(f"{s3_bucket.name},a.jpg,1,{etag}\n")
     plain = await collect(open_source(str(tmp_path / "m.csv"), settings(s3_bucket.endpoint_url)))
     assert plain[0].last_modified is None  # complete row: no HEAD
-    timed = Settings(
-        source=SourceSettings(endpoint_url=s3_bucket.endpoint_url),
-        filters=FilterSettings(modified_after="2000-01-01"),
-    )
-    [item] = await collect(open_source(str(tmp_path / "m.csv"), timed))
+    timed = open_source(str(tmp_path / "m.csv"), settings(s3_bucket.endpoint_url), need_times=True)
+    [item] = await collect(timed)
     listed = await collect(S3Source(s3_bucket.uri(), settings(s3_bucket.endpoint_url)))
     assert item.last_modified == listed[0].last_modified

@@ -140,7 +140,7 @@ async def test_stopping_early_leaves_no_listing_task(big_bucket: S3Bucket) -> No
 
 
 async def test_bad_uris_and_buckets_are_config_errors(s3_server: S3Server) -> None:
-    with pytest.raises(ConfigError, match="without a bucket"):
+    with pytest.raises(ConfigError, match="names no bucket"):
         S3Source("s3:///prefix", settings(s3_server.endpoint_url))
     with pytest.raises(ConfigError, match="does not exist"):
         await collect(S3Source("s3://no-such-bucket-here/", settings(s3_server.endpoint_url)))

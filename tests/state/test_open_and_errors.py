@@ -108,7 +108,7 @@ async def test_unreachable_endpoint_is_retryable() -> None:
         ("", "no state store given"),
         ("gs://bucket/x", "unknown scheme"),
         ("s3:///x", "names no bucket"),
-        ("file://otherhost/x", "not a local folder"),
+        ("file://otherhost/x", "not a local path"),
     ],
 )
 def test_bad_uris_are_config_errors(uri: str | None, message: str) -> None:

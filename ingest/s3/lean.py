@@ -1,7 +1,7 @@
 """A lean GetObject: one SigV4 signature and one aiohttp request per object.
 
 ``bench/worker_throughput.py --s3 rclone --profile`` put most of ``aion-ingest work``'s
-CPU in aiobotocore's ``get_object`` even after :mod:`ingest.sources.s3tuning`: parameter
+CPU in aiobotocore's ``get_object`` even after :mod:`ingest.s3.tuning`: parameter
 validation, serialisation, ~30 event emissions, endpoint rules, botocore's signer over
 ``email.message`` headers, and response parsing, for a request whose shape never changes
 within a bucket. This module sends that request itself:
@@ -14,16 +14,20 @@ within a bucket. This module sends that request itself:
 - *Signing.* SigV4 as botocore's ``S3SigV4Auth`` does it for this request (headers
   ``host``, ``if-match``, ``x-amz-content-sha256``, ``x-amz-date``, the session token;
   no path normalisation; the empty body's hash as payload hash);
-  ``tests/sources/test_s3lean.py`` checks the signature equals botocore's.
+  ``tests/s3/test_lean.py`` checks the signature equals botocore's (session tokens,
+  refreshed credentials, keys needing encoding, both addressing styles, other regions).
 - *Sending.* Over aiobotocore's own aiohttp session (same pool, TLS and timeouts).
 
 Only a 200 is handled here, and 404/412 (the object is gone or changed: the item fails).
 Everything else (5xx, throttling, redirects, 403, clock skew, connection errors) repeats
 the GET through botocore, which retries, follows region redirects and reports errors as
-:func:`ingest.sources.s3client.translate` expects: the lean path changes the cost of the
-common case, never the outcome of a rare one. Trade-off: botocore's optional response
-checksum validation (``x-amz-checksum-mode``) is not requested here; If-Match and the
-Content-Length check still catch a replaced or truncated body.
+:func:`ingest.s3.errors.translate` expects: the lean path changes the cost of the
+common case, never the outcome of a rare one. Each such fallback is counted by cause in
+:class:`Fallbacks` (the first of each cause is logged), and ``S3Config.lean_get=False``
+(``INGEST_SOURCE__LEAN_GET=false``) sends every GET through botocore. Trade-off:
+botocore's optional response checksum validation (``x-amz-checksum-mode``) is not
+requested here; If-Match and the Content-Length check still catch a replaced or truncated
+body.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -41,6 +47,8 @@ from yarl import URL
 
 from ingest.errors import RetryableError
 from ingest.streams import CHUNK_SIZE
+
+log = logging.getLogger(__name__)
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _SCOPE = re.compile(r"^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request,")
@@ -157,8 +165,55 @@ class Signer:
         return headers
 
 
+# Why a GET went to botocore instead of the lean path: a small fixed set (a metric label).
+CAUSES = (
+    "connection",  # the lean request failed to connect or broke before a status line
+    "status",  # an answer other than 200/404/412 (403, 301, 5xx, throttling, ...)
+    "no_length",  # a 200 without Content-Length
+    "no_credentials",  # anonymous client: nothing to sign with
+    "proxy",  # an HTTP(S) proxy is configured for the endpoint
+    "no_template",  # botocore's request had a shape the lean path does not copy
+    "unsupported_client",  # aiobotocore's internals moved (another version)
+)
+
+
+class Fallbacks:
+    """Lean GETs handed back to botocore, counted by cause (one of :data:`CAUSES`).
+
+    The first fallback of each cause is logged (a warning, with its detail: never a
+    credential); the rest are only counted. The metrics read :meth:`counts`, exported as
+    ``aion_ingest_s3_fallbacks_total{cause}``.
+    """
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(CAUSES, 0)
+        self._lock = threading.Lock()
+
+    def add(self, cause: str, detail: str) -> None:
+        if cause not in self._counts:
+            raise ValueError(f"unknown fallback cause {cause!r}; add it to CAUSES")
+        with self._lock:
+            self._counts[cause] += 1
+            first = self._counts[cause] == 1
+        if first:
+            log.warning("S3 GET through botocore instead of the lean path (%s): %s", cause, detail)
+
+    def counts(self) -> dict[str, int]:
+        """Every cause with its count (zeros included), a copy."""
+        with self._lock:
+            return dict(self._counts)
+
+
+FALLBACKS = Fallbacks()  # the process's own; S3Client takes another for tests
+
+
 class Fallback(Exception):
     """The lean GET cannot settle this response: repeat it through botocore."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(cause, detail)
+        self.cause = cause
+        self.detail = detail
 
 
 class LeanBody:
@@ -213,24 +268,24 @@ async def lean_get(
     try:
         response = await session.get(URL(url, encoded=True), headers=headers)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise Fallback(repr(exc)) from exc
+        raise Fallback("connection", repr(exc)) from exc
     status = response.status
     if status == 200:
         length = response.content_length
         if length is None:
             response.release()
-            raise Fallback("no Content-Length")
+            raise Fallback("no_length", f"HTTP 200 without Content-Length for {where}")
         return LeanBody(response, length, where)
     try:
         body = await response.read() if status in (404, 412) else b""
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise Fallback(repr(exc)) from exc
+        raise Fallback("connection", repr(exc)) from exc
     finally:
         response.release()
     if status in (404, 412):
         found = _CODE.search(body)
         raise Gone(status, found.group(1).decode(errors="replace") if found else "")
-    raise Fallback(f"HTTP {status}")
+    raise Fallback("status", f"HTTP {status} for {where}")
 
 
 class Gone(Exception):

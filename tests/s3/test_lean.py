@@ -11,9 +11,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from ingest.errors import SourceItemError
-from ingest.settings import SourceSettings
-from ingest.sources.s3client import S3Client
-from ingest.sources.s3lean import Signer, Template, quote_key
+from ingest.s3.client import S3Client, S3Config
+from ingest.s3.lean import Signer, Template, quote_key
 from tests.fixtures.s3 import S3Bucket
 
 NOW = dt.datetime(2026, 11, 29, 1, 2, 3, tzinfo=dt.UTC)
@@ -66,7 +65,7 @@ def test_templates_are_learned_only_from_plain_requests() -> None:
 async def test_reads_lean_after_the_first_get(s3_bucket: S3Bucket) -> None:
     bodies = {key: key.encode() * 50_000 for key in KEYS}  # several chunks each
     etags = {key: s3_bucket.put(key, body)["ETag"].strip('"') for key, body in bodies.items()}
-    client = S3Client(SourceSettings(endpoint_url=s3_bucket.endpoint_url))
+    client = S3Client(S3Config(endpoint_url=s3_bucket.endpoint_url))
     try:
         for _ in range(2):
             for key, body in bodies.items():

@@ -7,9 +7,8 @@ from typing import Any
 
 import aioboto3
 
-from ingest.settings import SourceSettings
-from ingest.sources.s3client import S3Client, fast_timestamp
-from ingest.sources.s3tuning import trim_request_overhead, unused_parameters
+from ingest.s3.client import S3Client, S3Config, fast_timestamp
+from ingest.s3.tuning import trim_request_overhead, unused_parameters
 from tests.fixtures.s3 import S3Bucket
 
 
@@ -47,7 +46,7 @@ async def test_trimmed_client_resolves_the_same_endpoints(s3_bucket: S3Bucket) -
 async def test_reads_through_the_trimmed_client(s3_bucket: S3Bucket) -> None:
     s3_bucket.put("one.jpg", b"first")
     s3_bucket.put("two/two.jpg", b"second")
-    s3 = S3Client(SourceSettings(endpoint_url=s3_bucket.endpoint_url))
+    s3 = S3Client(S3Config(endpoint_url=s3_bucket.endpoint_url))
     try:
         for key, body in [("one.jpg", b"first"), ("two/two.jpg", b"second")]:
             stream = await s3.get(s3_bucket.name, key)
