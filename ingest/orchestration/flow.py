@@ -118,19 +118,21 @@ async def orchestrate(
     view = view or ProgressView()
     received: list[int] = []
     stop = stop or asyncio.Event()
-    with _stop_on_signals(stop, received), _log_filter(view):
-        ticker = asyncio.create_task(
-            _show_progress(run_id, steps, view, progress_seconds), name=f"progress:{run_id}"
-        )
-        try:
-            await _sample(run_id, steps, view)  # the baseline: done before this start
-            verdict = await launcher.watch(stop)
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-    await _sample(run_id, steps, view)
-    view.end()
+    try:
+        with _stop_on_signals(stop, received), _log_filter(view):
+            ticker = asyncio.create_task(
+                _show_progress(run_id, steps, view, progress_seconds), name=f"progress:{run_id}"
+            )
+            try:
+                await _sample(run_id, steps, view)  # the baseline: done before this start
+                verdict = await launcher.watch(stop)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+        await _sample(run_id, steps, view)
+    finally:
+        view.end()  # an error's message must not land on the bar's line
     if verdict is None:
         signum = received[0] if received else signal.SIGTERM
         say(launcher.stopped(run_id, signum))
