@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ingest tests bench
 	$(VENV)/bin/ruff format --check ingest tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -56,7 +56,7 @@ async def minimal_csv(manifest: Path) -> AsyncIterator[Item]:
 async def plan_child(
     manifest: Path, state: Path, shards: int | None, reader: str
 ) -> dict[str, object]:
-    from ingest.plan import make_plan
+    from ingest.planning.planner import make_plan
     from ingest.settings import load_settings
     from ingest.sources import Filter, open_source
     from ingest.state import open_state

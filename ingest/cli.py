@@ -1,4 +1,4 @@
-"""argv → commands. Each command's module is imported only when that command runs.
+"""argv → :mod:`ingest.commands`. Each command's module is imported only when it runs.
 
 Every command returns an exit code (DESIGN.md's table). Errors of this project end as one
 line on stderr and their exit code; anything else escaping is a bug and gets a traceback.
@@ -51,7 +51,7 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.planning.command import plan_command
+    from ingest.commands.plan import plan_command
 
     return asyncio.run(
         plan_command(
@@ -104,7 +104,7 @@ def _add_plan_parser(sub: Any) -> None:
 
 
 def _env_overrides(args: argparse.Namespace) -> dict[str, str]:
-    from ingest.local_run import overrides_to_env
+    from ingest.commands.run import overrides_to_env
 
     overrides = _overrides(args)
     overrides.pop("state", None)
@@ -112,7 +112,7 @@ def _env_overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.local_run import run_command
+    from ingest.commands.run import run_command
 
     if args.source and args.retry_failed:
         raise ConfigError("give SOURCE or --retry-failed RUN_ID, not both")
@@ -129,7 +129,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.local_run import resume_command
+    from ingest.commands.run import resume_command
 
     return asyncio.run(
         resume_command(
@@ -142,19 +142,19 @@ def _cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.local_run import status_command
+    from ingest.commands.status import status_command
 
     return asyncio.run(status_command(args.run_id, settings, as_json=args.json))
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.local_run import report_command
+    from ingest.commands.status import report_command
 
     return asyncio.run(report_command(args.run_id, settings, failed_only=args.failed_only))
 
 
 def _cmd_coordinate(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.coordinator import coordinate_command
+    from ingest.commands.coordinate import coordinate_command
 
     return asyncio.run(coordinate_command(args.source, settings, args.run_id))
 

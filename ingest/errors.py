@@ -28,6 +28,8 @@ class ExitCode(enum.IntEnum):
     TRANSIENT = 1
     USAGE = 2
     FATAL = 3
+    RUN_FAILED = 4  # the run ended and some shards failed: final, the coordinator's Job
+    # must not retry it (a rerun would adopt the same ended worker Job); see the README
     SIGTERM = 143
 
 

@@ -1,7 +1,7 @@
 """The shared vocabulary: items (what the source holds), outcomes (what became of them).
 
-An :class:`Item` is one source object. Shards store items as compact JSON lines (short
-keys, empty fields left out) because a plan may hold millions of them.
+An :class:`Item` is one source object. How items and outcomes are stored (compact JSON
+lines) is :mod:`ingest.state.records`' business.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from typing import Any
 
 # The user's document: Images JPEG, PNG, WebP, GIF; Documents PDF, DOCX, TXT, MD.
 SUPPORTED_EXTENSIONS: Mapping[str, str] = {
@@ -82,40 +81,6 @@ class Item:
     title: str | None = None
     tags: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        """Compact JSON form for shard files: short keys, empty fields left out."""
-        d: dict[str, Any] = {"k": self.key, "s": self.size}
-        for short, value in (
-            ("e", self.etag),
-            ("m", self.last_modified),
-            ("b", self.bucket),
-            ("v", self.version_id),
-            ("h", self.sha256),
-            ("c", self.content_type),
-            ("t", self.title),
-        ):
-            if value is not None:
-                d[short] = value
-        if self.tags:
-            d["g"] = list(self.tags)
-        return d
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Item:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            key=d["k"],
-            size=d["s"],
-            etag=d.get("e"),
-            last_modified=d.get("m"),
-            bucket=d.get("b"),
-            version_id=d.get("v"),
-            sha256=d.get("h"),
-            content_type=d.get("c"),
-            title=d.get("t"),
-            tags=tuple(d.get("g", ())),
-        )
-
 
 @dataclasses.dataclass(slots=True)
 class ItemResult:
@@ -129,32 +94,3 @@ class ItemResult:
     reason: str | None = None
     http_status: int | None = None
     attempts: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "o": self.ordinal,
-            "key": self.key,
-            "size": self.size,
-            "outcome": self.outcome.value,
-            "attempts": self.attempts,
-        }
-        if self.image_id is not None:
-            d["image_id"] = self.image_id
-        if self.reason is not None:
-            d["reason"] = self.reason
-        if self.http_status is not None:
-            d["http_status"] = self.http_status
-        return d
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ItemResult:
-        return cls(
-            ordinal=d["o"],
-            key=d["key"],
-            size=d["size"],
-            outcome=Outcome(d["outcome"]),
-            image_id=d.get("image_id"),
-            reason=d.get("reason"),
-            http_status=d.get("http_status"),
-            attempts=d.get("attempts", 0),
-        )

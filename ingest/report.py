@@ -24,11 +24,10 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ingest.errors import ConfigError, IngestError
+from ingest.errors import IngestError
 from ingest.items import Item, ItemResult, Outcome
-from ingest.planning.model import RunPlan, decode_shard
 from ingest.state.base import RunLayout, StateStore
-from ingest.state.records import Checkpoint, read_results
+from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
 
 log = logging.getLogger(__name__)
 
@@ -109,36 +108,6 @@ class Report:
         return "\n".join(lines)
 
 
-async def load_plan(store: StateStore, run_id: str) -> RunPlan:
-    """The run's plan; ConfigError naming the fix when there is none."""
-    layout = RunLayout(run_id)
-    blob = await store.get(layout.run_json)
-    if blob is None:
-        raise ConfigError(
-            f"no complete plan for run {run_id!r} in {store.uri} ({layout.run_json} is "
-            "missing); check the run id and --state, or plan it first"
-        )
-    return RunPlan.decode(blob.data, f"{store.uri} {layout.run_json}")
-
-
-async def load_shard(store: StateStore, run_id: str, index: int) -> list[Item]:
-    blob = await store.get(RunLayout(run_id).shard(index))
-    if blob is None:
-        raise ConfigError(f"run {run_id}: shard {index} is missing from {store.uri}")
-    return list(decode_shard(blob.data))
-
-
-async def load_checkpoint(store: StateStore, run_id: str, index: int) -> Checkpoint:
-    """The shard's checkpoint (empty when the shard never started)."""
-    blob = await store.get(RunLayout(run_id).checkpoint(index))
-    if blob is None:
-        return Checkpoint()
-    try:
-        return Checkpoint.from_bytes(blob.data)
-    except ValueError:
-        return Checkpoint()
-
-
 @dataclasses.dataclass
 class ShardStatus:
     index: int
@@ -159,7 +128,7 @@ class ShardStatus:
 async def shard_statuses(store: StateStore, plan: RunPlan) -> list[ShardStatus]:
     out = []
     for index, (items, nbytes) in enumerate(zip(plan.shard_items, plan.shard_bytes, strict=True)):
-        cp = await load_checkpoint(store, plan.run_id, index)
+        cp = await read_checkpoint(store, plan.run_id, index)
         out.append(
             ShardStatus(
                 index,
@@ -219,7 +188,7 @@ async def build_report(
     ``failed_only`` writes just the failures (``failed.csv``) beside the full report.
     """
     layout = RunLayout(run_id)
-    plan = await load_plan(store, run_id)
+    plan = await read_plan(store, run_id)
     by_outcome: collections.Counter[str] = collections.Counter()
     bytes_by: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
@@ -232,7 +201,7 @@ async def build_report(
         for w in writers:
             w.writerow(CSV_COLUMNS)
         for index in range(plan.shards):
-            items = await load_shard(store, run_id, index)
+            items = await read_shard(store, run_id, index)
             if len(items) != plan.shard_items[index]:
                 raise ReportInvariantError(
                     f"shard {index} holds {len(items)} items, run.json says "
@@ -307,11 +276,11 @@ def _join(uri: str, path: str) -> str:
 
 async def failed_items(store: StateStore, run_id: str) -> tuple[RunPlan, list[Item]]:
     """The planned items of run ``run_id`` whose outcome is ``failed`` (for --retry-failed)."""
-    plan = await load_plan(store, run_id)
+    plan = await read_plan(store, run_id)
     layout = RunLayout(run_id)
     out: list[Item] = []
     for index in range(plan.shards):
-        items = await load_shard(store, run_id, index)
+        items = await read_shard(store, run_id, index)
         results = await read_results(store, layout, index)
         out.extend(
             item for item, r in merge_shard(index, items, results) if r.outcome is Outcome.FAILED

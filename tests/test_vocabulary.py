@@ -15,19 +15,20 @@ from ingest.items import (
     extension,
     is_supported,
 )
+from ingest.state.records import item_from_json, item_to_json, result_from_json, result_to_json
 from ingest.streams import BytesStream
 
 
 def test_item_round_trip_is_compact() -> None:
     item = Item(key="a/b.JPG", size=3, etag="e", tags=("x", "y"), sha256="ab")
-    d = item.to_json()
+    d = item_to_json(item)
     assert "t" not in d and "v" not in d
-    assert Item.from_json(d) == item
+    assert item_from_json(d) == item
 
 
 def test_result_round_trip() -> None:
     r = ItemResult(1, "k", 2, Outcome.FAILED, reason="too big", http_status=413, attempts=1)
-    assert ItemResult.from_json(r.to_json()) == r
+    assert result_from_json(result_to_json(r)) == r
 
 
 def test_supported_formats_by_extension_case_insensitive() -> None:

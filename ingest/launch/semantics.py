@@ -98,14 +98,16 @@ class VerdictKind(enum.StrEnum):
         """The coordinator's and ``aion-ingest run``'s exit code for this ending.
 
         0 when every shard is complete; 3 when a FailJob rule fired (a worker found the run
-        itself hopeless: bad key, quota, bad configuration); 1 otherwise: some indexes did
-        not finish, the report names them, and a rerun resumes from their checkpoints.
+        itself hopeless: bad key, quota, bad configuration); 4 otherwise: the run ended
+        and some indexes did not finish. That verdict is final (the coordinator's Job must
+        not retry it: a retry would find the same ended Job); the report names the
+        indexes, and ``aion-ingest resume`` (or a new run) continues from the checkpoints.
         """
         if self is VerdictKind.COMPLETE:
             return ExitCode.OK
         if self is VerdictKind.FAILED_BY_POLICY:
             return ExitCode.FATAL
-        return ExitCode.TRANSIENT
+        return ExitCode.RUN_FAILED
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,6 +69,8 @@ def water_level(total_cost: float, big_costs: Sequence[float], shards: int) -> f
     ordered = sorted(big_costs, reverse=True)
     above = 0.0
     for k in range(len(ordered) + 1):
+        if k == shards:  # every shard opens with a big item: rounding can make n equal
+            return ordered[-1]  # items each "above" total / n; no room for small ones
         level = (total_cost - above) / (shards - k)
         if k == len(ordered) or ordered[k] <= level:
             return level
@@ -102,7 +104,7 @@ class Cutter:
 
 def assign(sizes: Sequence[int], shards_wanted: int | None, cost: Cost) -> list[int]:
     """The shard of every item (in memory: for tests and small listings; the planner does
-    the same in a streaming way). Mirrors :func:`ingest.plan`'s two passes."""
+    the same in a streaming way). Mirrors :mod:`.planner`'s two passes."""
     costs = [cost.of(s) for s in sizes]
     total = sum(costs)
     half = max((c for c in costs if c <= cost.allowance / 2), default=0.0)

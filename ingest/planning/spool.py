@@ -1,9 +1,10 @@
 """The spool: the filtered listing on local disk, so planning memory stays flat.
 
-Pass 1 writes one line per kept item, ``<size>\\t<compact JSON of Item.to_json()>``, gzip
-level 1 (fast; a million items take ~20 MB). Pass 2 reads the size without parsing the
-JSON and copies the JSON bytes straight into the shard files: no item is decoded twice,
-and no per-row object is built. The statistics the summary needs are gathered on the way.
+Pass 1 writes one line per kept item, ``<size>\\t<shard line>`` (the shard line is
+:func:`ingest.state.records.item_line`), gzip level 1 (fast; a million items take ~20 MB).
+Pass 2 reads the size without parsing the JSON and copies the JSON bytes straight into
+the shard files: no item is decoded twice, and no per-row object is built.
+The statistics the summary needs are gathered on the way.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import gzip
-import json
-import zlib
 from collections.abc import Iterator
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO
 
 from ingest.items import Item
+from ingest.state.records import item_line, shard_compressor
 
 # Size histogram buckets (upper bounds, exclusive). 100 MiB is the API's streaming limit:
 # above it files take the presigned path.
@@ -26,37 +25,6 @@ _KIB, _MIB, _GIB = 1024, 1024**2, 1024**3
 HISTOGRAM_BOUNDS = (64 * _KIB, _MIB, 10 * _MIB, 100 * _MIB, _GIB)
 HISTOGRAM_LABELS = ("<64KiB", "64KiB-1MiB", "1-10MiB", "10-100MiB", "100MiB-1GiB", ">=1GiB")
 _FLUSH_LINES = 2048
-
-
-def gzip_compressor() -> zlib._Compress:
-    """gzip level 1 with a zero mtime: the same items always give the same bytes."""
-    return zlib.compressobj(1, zlib.DEFLATED, 31)
-
-
-_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def item_line(item: Item) -> str:
-    """``json.dumps(item.to_json())``, compact, built directly: 5x faster than building
-    the dict and encoding it, which is most of pass 1's own cost. Same keys, same order
-    (a hypothesis test pins the equality)."""
-    q = encode_basestring
-    parts = ['{"k":', q(item.key), ',"s":', str(item.size)]
-    for name, value in (
-        (',"e":', item.etag),
-        (',"m":', item.last_modified),
-        (',"b":', item.bucket),
-        (',"v":', item.version_id),
-        (',"h":', item.sha256),
-        (',"c":', item.content_type),
-        (',"t":', item.title),
-    ):
-        if value is not None:
-            parts += (name, q(value))
-    if item.tags:
-        parts += (',"g":', _DUMPS(list(item.tags)))
-    parts.append("}")
-    return "".join(parts)
 
 
 @dataclasses.dataclass
@@ -80,7 +48,7 @@ class SpoolWriter:
         self.path = path
         self.stats = SpoolStats()
         self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._zip = gzip_compressor()
+        self._zip = shard_compressor()
         self._lines: list[str] = []
         self._per_item = per_item_cost
         self._half = allowance / 2

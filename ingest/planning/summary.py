@@ -5,7 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from ingest.planning.model import RunPlan
+from ingest.console import human_bytes
+from ingest.state.records import RunPlan
 
 _HEADLINES = {
     "planned": "planned",
@@ -13,14 +14,6 @@ _HEADLINES = {
     "existing": "already planned: the existing plan, unchanged",
     "dry_run": "dry run: nothing written",
 }
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def _spread(values: list[int], fmt: Any = str) -> str:

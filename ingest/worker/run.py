@@ -24,11 +24,11 @@ from typing import Any
 
 from ingest.api.client import AionClient
 from ingest.errors import ConfigError, ExitCode, IngestError, StateConflict
-from ingest.planning.model import RunPlan, decode_shard
 from ingest.settings import Settings
 from ingest.sources import open_source
 from ingest.state import open_state
 from ingest.state.base import RunLayout
+from ingest.state.records import read_plan, read_shard
 from ingest.worker.accounting import Accounting
 from ingest.worker.checkpoint import CheckpointStore
 from ingest.worker.pacing import Limiter
@@ -57,20 +57,12 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
     """Upload shard ``index`` of run ``run_id``; returns the exit code."""
     layout = RunLayout(run_id)
     async with open_state(settings.state, settings) as store:
-        blob = await store.get(layout.run_json)
-        if blob is None:
-            raise ConfigError(
-                f"run {run_id!r} has no complete plan in {store.uri}; run 'aion-ingest plan' first"
-            )
-        plan = RunPlan.decode(blob.data, layout.run_json)
+        plan = await read_plan(store, run_id)
         if not 0 <= index < plan.shards:
             raise ConfigError(
                 f"shard index {index} is outside run {run_id!r} (0..{plan.shards - 1})"
             )
-        shard = await store.get(layout.shard(index))
-        if shard is None:
-            raise ConfigError(f"{layout.shard(index)} is missing from {store.uri}; plan again")
-        items = list(decode_shard(shard.data))
+        items = await read_shard(store, run_id, index)
 
         checkpoints = CheckpointStore(store, layout, index)
         checkpoint = await checkpoints.claim()

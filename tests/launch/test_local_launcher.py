@@ -12,7 +12,8 @@ from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, VerdictKind
 
 # A stand-in worker: reads its index, counts its attempts in a file, and exits with the
-# code the test scripted for that (index, attempt); "wait" blocks until SIGTERM (143).
+# code the test scripted for that (index, attempt); "wait" blocks until SIGTERM (143);
+# "3^0" exits 3 once index 0 is ready (its SIGTERM handler set: no race with the test).
 WORKER = r"""
 import os, signal, sys, time
 from pathlib import Path
@@ -31,6 +32,9 @@ if code == "wait":
     (root / f"ready-{index}").write_text("")
     while True:
         signal.pause()
+code, _, after = code.partition("^")
+while after and not (root / f"ready-{after}").exists():
+    time.sleep(0.01)
 sys.exit(int(code))
 """
 
@@ -69,12 +73,12 @@ async def test_transient_failure_is_retried_up_to_the_backoff_limit(tmp_path: Pa
     assert outcome.verdict.kind is VerdictKind.FAILED_INDEXES
     assert outcome.verdict.succeeded == {0}
     assert outcome.verdict.failed == {1}
-    assert outcome.verdict.exit_code == 1
+    assert outcome.verdict.exit_code == 4
     assert (_attempts(tmp_path, 0), _attempts(tmp_path, 1)) == (3, 3)
 
 
 async def test_fatal_exit_fails_the_job_and_stops_the_others(tmp_path: Path) -> None:
-    launcher = _launcher(tmp_path, "wait;3", parallelism=2)
+    launcher = _launcher(tmp_path, "wait;3^0", parallelism=2)
     outcome = await launcher.run()
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.FAILED_BY_POLICY

@@ -42,11 +42,11 @@ def test_policy_table(code: int, disrupted: bool, action: PolicyAction) -> None:
     ("kind", "code"),
     [
         (VerdictKind.COMPLETE, ExitCode.OK),
-        (VerdictKind.FAILED_INDEXES, ExitCode.TRANSIENT),
-        (VerdictKind.MAX_FAILED_INDEXES, ExitCode.TRANSIENT),
-        (VerdictKind.DEADLINE_EXCEEDED, ExitCode.TRANSIENT),
-        (VerdictKind.BACKOFF_LIMIT_EXCEEDED, ExitCode.TRANSIENT),
-        (VerdictKind.FAILED, ExitCode.TRANSIENT),
+        (VerdictKind.FAILED_INDEXES, ExitCode.RUN_FAILED),
+        (VerdictKind.MAX_FAILED_INDEXES, ExitCode.RUN_FAILED),
+        (VerdictKind.DEADLINE_EXCEEDED, ExitCode.RUN_FAILED),
+        (VerdictKind.BACKOFF_LIMIT_EXCEEDED, ExitCode.RUN_FAILED),
+        (VerdictKind.FAILED, ExitCode.RUN_FAILED),
         (VerdictKind.FAILED_BY_POLICY, ExitCode.FATAL),
     ],
 )
@@ -88,7 +88,7 @@ def test_count_retries_until_backoff_limit_then_index_fails() -> None:
     verdict = job.verdict
     assert verdict is not None
     assert verdict.kind is VerdictKind.FAILED_INDEXES
-    assert verdict.exit_code == 1
+    assert verdict.exit_code == 4
     assert verdict.failed == {0}
     assert "failed 0" in verdict.describe()
 

@@ -70,3 +70,10 @@ def test_uniform_items_are_cut_evenly() -> None:
     counts = [shards.count(j) for j in range(8)]
     assert counts == [125] * 8
     assert shards == sorted(shards)  # contiguous runs in listing order
+
+
+def test_equal_items_as_many_as_shards_each_get_one() -> None:
+    """Found by hypothesis: three equal costs summed and divided by 3 round below each
+    cost, so every item counted as "big", one per shard, and the level divided by zero."""
+    cost = Cost(per_item=87381.58070344277, allowance=1_000_000.0)
+    assert sorted(assign([0, 0, 0], 3, cost)) == [0, 1, 2]

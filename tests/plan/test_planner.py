@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from ingest.errors import ConfigError, FatalError, RetryableError
 from ingest.items import Item
-from ingest.plan import make_plan
 from ingest.planning.balance import Cost, assign
-from ingest.planning.model import RunPlan, decode_shard
+from ingest.planning.planner import make_plan
 from ingest.settings import Settings, load_settings
 from ingest.sources.filters import Filter
 from ingest.state import RunLayout, StateStore, open_state
+from ingest.state.records import RunPlan, decode_shard
 from tests.fixtures.s3 import S3Bucket
 from tests.plan.helpers import FakeQuota, items_of, listing
 

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.api.client import AionClient
 from ingest.errors import ExitCode, FatalError
-from ingest.plan import make_plan
+from ingest.planning.planner import make_plan
 from ingest.settings import load_settings
 from ingest.state import open_state
 from tests.plan.helpers import items_of, listing

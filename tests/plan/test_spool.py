@@ -1,4 +1,4 @@
-"""The spool's fast item encoding is exactly Item.to_json() as compact JSON."""
+"""The fast shard line encoding is exactly item_to_json() as compact JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.items import Item
-from ingest.planning.spool import item_line
+from ingest.state.records import item_from_json, item_line, item_to_json
 
 text = st.text(max_size=20)
 opt = st.one_of(st.none(), text)
@@ -29,7 +29,7 @@ opt = st.one_of(st.none(), text)
         tags=st.lists(text, max_size=3).map(tuple),
     )
 )
-def test_item_line_is_the_compact_json_of_to_json(item: Item) -> None:
+def test_item_line_is_the_compact_json_of_item_to_json(item: Item) -> None:
     line = item_line(item)
-    assert line == json.dumps(item.to_json(), separators=(",", ":"), ensure_ascii=False)
-    assert Item.from_json(json.loads(line)) == item
+    assert line == json.dumps(item_to_json(item), separators=(",", ":"), ensure_ascii=False)
+    assert item_from_json(json.loads(line)) == item

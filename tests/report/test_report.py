@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from ingest.items import ItemResult, Outcome
-from ingest.plan import make_plan
-from ingest.planning.model import RunPlan, decode_shard
+from ingest.planning.planner import make_plan
 from ingest.report import NOT_PROCESSED, ReportInvariantError, build_report, failed_items
 from ingest.settings import load_settings
 from ingest.state import RunLayout, StateStore, open_state
-from ingest.state.records import encode_part
+from ingest.state.records import RunPlan, decode_shard, encode_part
 from tests.plan.helpers import items_of, listing
 
 

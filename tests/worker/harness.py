@@ -26,11 +26,10 @@ from typing import IO, Any
 
 from ingest.cli import main
 from ingest.items import ItemResult, Outcome
-from ingest.planning.model import decode_shard
 from ingest.settings import Settings
 from ingest.state import open_state
 from ingest.state.base import RunLayout
-from ingest.state.records import Checkpoint, read_results
+from ingest.state.records import Checkpoint, decode_shard, read_results
 
 REPO = Path(__file__).resolve().parents[2]
 _counter = itertools.count()

@@ -10,23 +10,13 @@ import pytest
 
 from ingest.items import Item, Outcome
 from ingest.worker.accounting import Accounting
-from ingest.worker.progress import Progress, human_bytes, human_duration
+from ingest.worker.progress import Progress
 from tests.worker.fakeclock import FakeClock
 
 
 def finish(acct: Accounting, start: int, n: int, size: int = 1024) -> None:
     for o in range(start, start + n):
         acct.record(o, Item(key=f"{o}.jpg", size=size), Outcome.UPLOADED)
-
-
-def test_humans_read_sizes_and_durations() -> None:
-    assert human_bytes(512) == "512 B"
-    assert human_bytes(1536) == "1.5 KiB"
-    assert human_bytes(3 * 1024**3) == "3.0 GiB"
-    assert human_duration(None) == "?"
-    assert human_duration(42) == "42s"
-    assert human_duration(83) == "1m23s"
-    assert human_duration(7322) == "2h02m"
 
 
 async def test_log_lines_every_interval_with_rate_and_eta(caplog: pytest.LogCaptureFixture) -> None:

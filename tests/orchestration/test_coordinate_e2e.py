@@ -20,11 +20,11 @@ from typing import Any
 import kmock
 import pytest
 
-from ingest.coordinator import coordinate_command
+from ingest.commands.coordinate import coordinate_command
 from ingest.launch.jobspec import Manifest
 from ingest.launch.kubernetes import Clients
 from ingest.settings import load_settings
-from tests.launch.test_coordinator import COORDINATOR_JOB, NS, POD, coordinator_pod
+from tests.orchestration.test_coordinator import COORDINATOR_JOB, NS, POD, coordinator_pod
 from tests.run.helpers import make_source, run_env
 
 

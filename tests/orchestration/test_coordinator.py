@@ -8,19 +8,25 @@ test moves on events, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import kmock
 import pytest
 
-from ingest.coordinator import coordinate
 from ingest.errors import ConfigError, FatalError
 from ingest.launch.jobspec import Manifest, job_name
 from ingest.launch.kubernetes import Clients, KubernetesLauncher
 from ingest.launch.semantics import Verdict, VerdictKind
+from ingest.orchestration.flow import orchestrate
+from ingest.orchestration.kubernetes import KubernetesJob, Observer, run_id_for_job
+from ingest.orchestration.progress import ProgressView, RunProgress
 from ingest.settings import Settings, load_settings
+from ingest.state.records import RunPlan
 
 NS = "imports"
 COORDINATOR_JOB = "nightly-29000000"
@@ -167,21 +173,59 @@ class Controller:
             )
 
 
+def fake_plan(run_id: str, shards: int) -> RunPlan:
+    return RunPlan(
+        run_id=run_id, created_at="2025-01-01T00:00:00+00:00", source="s3://photos/",
+        filters={}, settings_digest="", shard_items=[10] * shards, shard_bytes=[100] * shards,
+        shard_etags=["e"] * shards, items=10 * shards, bytes=100 * shards, listed=10 * shards,
+        filtered={}, skipped_records=0, histogram={}, quota=None, item_cost_bytes=0.0,
+    )  # fmt: skip
+
+
 class Steps:
-    """The injected plan and report steps, recording their calls."""
+    """The injected run steps (no state store), recording their calls."""
 
     def __init__(self, shards: int = 3) -> None:
         self.shards = shards
-        self.planned: list[str] = []
-        self.reported: list[tuple[str, Verdict]] = []
+        self.planned: list[str | None] = []
+        self.reported: list[tuple[str, Verdict | None]] = []
 
-    async def plan(self, run_id: str) -> int:
+    async def plan(self, run_id: str | None) -> RunPlan:
         self.planned.append(run_id)
-        return self.shards
+        assert run_id is not None  # the coordinator always knows its run id
+        return fake_plan(run_id, self.shards)
 
-    async def report(self, run_id: str, verdict: Verdict) -> str:
+    async def complete_shards(self, plan: RunPlan) -> list[int]:
+        return []
+
+    async def progress(self, run_id: str) -> RunProgress:
+        return RunProgress(run_id, 0.0, 30, 3000, 0, 0, 0.0, 0.0, None, ())
+
+    async def report(self, run_id: str, verdict: Verdict | None) -> list[str]:
         self.reported.append((run_id, verdict))
-        return f"s3://state/runs/runs/{run_id}/report.json"
+        return [f"report: s3://state/runs/runs/{run_id}/report.json"]
+
+
+async def coordinate(
+    settings: Settings,
+    steps: Steps,
+    launcher: KubernetesLauncher,
+    *,
+    env: dict[str, str],
+    observer: Observer | None = None,
+    run_id: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """The flow as ``aion-ingest coordinate`` runs it, with injected steps."""
+    assert settings.state
+    return await orchestrate(
+        KubernetesJob(launcher, settings.state, env=env, observer=observer),
+        steps,
+        run_id=run_id,
+        say=logging.getLogger("ingest.coordinator").info,
+        view=ProgressView(tty=False),
+        stop=stop,
+    )
 
 
 def ending(
@@ -216,16 +260,7 @@ async def run(
     settings = settings or make_settings()
     launcher = KubernetesLauncher(clients, settings.kubernetes)
     code = await asyncio.wait_for(
-        coordinate(
-            settings,
-            plan=steps.plan,
-            report=steps.report,
-            launcher=launcher,
-            env=env,
-            observer=controller,
-            **kw,
-        ),
-        timeout=30,
+        coordinate(settings, steps, launcher, env=env, observer=controller, **kw), timeout=30
     )
     await asyncio.gather(*controller.tasks)
     return code, controller
@@ -333,13 +368,13 @@ async def test_created_job_spec_field_by_field(
         (
             ending("Failed", "FailedIndexes", completed="0,2", failed="1"),
             VerdictKind.FAILED_INDEXES,
-            1,
+            4,
             {1},
         ),
         (
             ending("Failed", "MaxFailedIndexesExceeded", completed="0", failed="1-2"),
             VerdictKind.MAX_FAILED_INDEXES,
-            1,
+            4,
             {1, 2},
         ),
         (
@@ -351,11 +386,11 @@ async def test_created_job_spec_field_by_field(
         (
             ending("Failed", "DeadlineExceeded", completed="0"),
             VerdictKind.DEADLINE_EXCEEDED,
-            1,
+            4,
             set(),
         ),
-        (ending("Failed", "BackoffLimitExceeded"), VerdictKind.BACKOFF_LIMIT_EXCEEDED, 1, set()),
-        (ending("Failed", "SomethingNew"), VerdictKind.FAILED, 1, set()),
+        (ending("Failed", "BackoffLimitExceeded"), VerdictKind.BACKOFF_LIMIT_EXCEEDED, 4, set()),
+        (ending("Failed", "SomethingNew"), VerdictKind.FAILED, 4, set()),
     ],
 )
 async def test_lifecycle_to_each_exit_code(
@@ -379,7 +414,7 @@ async def test_lifecycle_to_each_exit_code(
     assert len(controller.seen) == 4
     assert "1/3 indexes complete, 1 running" in caplog.text
     if failed:
-        assert "failed; rerun" in caplog.text
+        assert "failed" in caplog.text and "to retry the failed shards" in caplog.text
 
 
 async def test_job_waits_through_interim_conditions(cluster: Clients) -> None:
@@ -408,9 +443,8 @@ async def test_restarted_coordinator_adopts_the_job(
     task = asyncio.create_task(
         coordinate(
             settings,
-            plan=steps.plan,
-            report=steps.report,
-            launcher=KubernetesLauncher(cluster, settings.kubernetes),
+            steps,
+            KubernetesLauncher(cluster, settings.kubernetes),
             env=ENV,
             observer=first,
         )
@@ -524,9 +558,8 @@ async def test_deleted_job_is_an_error(cluster: Clients) -> None:
     with pytest.raises(RetryableError, match="was deleted"):
         await coordinate(
             settings,
-            plan=Steps().plan,
-            report=Steps().report,
-            launcher=KubernetesLauncher(cluster, settings.kubernetes),
+            Steps(),
+            KubernetesLauncher(cluster, settings.kubernetes),
             env=ENV,
             observer=deleter,
         )
@@ -554,18 +587,9 @@ async def test_outside_a_cluster_needs_an_image_and_a_run_id(clients: Clients) -
     settings = make_settings()
     launcher = KubernetesLauncher(clients, settings.kubernetes)
     with pytest.raises(ConfigError, match="--run-id"):
-        await coordinate(
-            settings, plan=Steps().plan, report=Steps().report, launcher=launcher, env={}
-        )
+        await coordinate(settings, Steps(), launcher, env={})
     with pytest.raises(ConfigError, match="INGEST_KUBERNETES__IMAGE"):
-        await coordinate(
-            settings,
-            plan=Steps().plan,
-            report=Steps().report,
-            launcher=launcher,
-            env={},
-            run_id="r2",
-        )
+        await coordinate(settings, Steps(), launcher, env={}, run_id="r2")
     settings = make_settings(image="example/ingest:1", namespace="other")
     launcher = KubernetesLauncher(clients, settings.kubernetes)
     code, _ = await run(
@@ -583,8 +607,10 @@ async def test_outside_a_cluster_needs_an_image_and_a_run_id(clients: Clients) -
 
 
 async def test_missing_state_store_is_a_config_error() -> None:
+    from ingest.commands.coordinate import coordinate_command
+
     with pytest.raises(ConfigError, match="INGEST_STATE"):
-        await coordinate(load_settings(), plan=Steps().plan, report=Steps().report)
+        await coordinate_command("s3://photos/", load_settings(), None)
 
 
 @pytest.mark.parametrize(
@@ -592,11 +618,41 @@ async def test_missing_state_store_is_a_config_error() -> None:
     ["nightly-29000000", "a" * 40, "my-very-long-release-name-aion-ingest-29000000", "X_Y"],
 )
 def test_run_id_from_the_coordinator_job_name(name: str) -> None:
-    from ingest.coordinator import run_id_for_job
-
     run_id = run_id_for_job(name)
     assert len(run_id) <= 40
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", run_id)
     assert run_id_for_job(name) == run_id  # stable across restarts
     if len(name) <= 40 and name.islower():
         assert run_id == name
+
+
+async def test_sigterm_stops_watching_and_leaves_the_job_to_the_next_coordinator(
+    cluster: Clients, kmock: kmock.KubernetesEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The coordinator pod is evicted: it exits 143 at once, reports nothing, and leaves
+    the worker Job (the run) running; the next coordinator adopts it."""
+    steps = Steps(shards=3)
+    settings = make_settings()
+    caplog.set_level("INFO", logger="ingest")
+
+    def evict(job: Manifest) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, to the handler the flow set
+
+    launcher = KubernetesLauncher(cluster, settings.kubernetes)
+    code = await asyncio.wait_for(
+        coordinate(settings, steps, launcher, env=ENV, observer=evict), timeout=30
+    )
+    assert code == 143
+    assert steps.reported == []
+    assert "stopped watching; the worker Job aion-ingest-nightly-29000000 keeps running" in (
+        caplog.text
+    )
+    job = await asyncio.to_thread(
+        cluster.batch.read_namespaced_job, "aion-ingest-nightly-29000000", NS
+    )
+    assert not (job.status and job.status.conditions)  # untouched: still running
+
+    code, _ = await run(cluster, ending("Complete", completed="0-2"), steps, settings=settings)
+    assert code == 0
+    assert steps.planned == [COORDINATOR_JOB]  # adopted, not planned again
+    assert creates(kmock) == 1

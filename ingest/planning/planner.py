@@ -1,17 +1,20 @@
 """The planner: listing → filters → balanced shards → state store, then run.json last.
 
-Two passes over a local spool keep memory flat however long the listing
-(:mod:`ingest.planning.spool`): pass 1 streams the filtered listing to disk while counting;
-then ``quota-check`` is asked, before anything is written; pass 2 reads the spool and
-writes the shards one at a time (:mod:`ingest.planning.balance` says where each item
-goes). ``run.json`` is created last with create-if-absent, so its presence means the plan
-is complete; shards without it are a half plan, which the next attempt redoes (the same
-listing gives byte-identical shards) and completes.
+:func:`plan_source` opens the source, the filters and the API (for ``quota-check``) and
+calls :func:`make_plan`, which does the work. Two passes over a local spool keep memory
+flat however long the listing (:mod:`ingest.planning.spool`): pass 1 streams the filtered
+listing to disk while counting; then ``quota-check`` is asked, before anything is
+written; pass 2 reads the spool and writes the shards one at a time
+(:mod:`ingest.planning.balance` says where each item goes). ``run.json`` is created last
+with create-if-absent, so its presence means the plan is complete; shards without it are
+a half plan, which the next attempt redoes (the same listing gives byte-identical shards)
+and completes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import gzip
@@ -24,14 +27,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ingest.errors import FatalError, StateConflict
+from ingest.errors import ConfigError, FatalError, StateConflict
 from ingest.items import Item
 from ingest.planning.balance import Cost, Cutter, shard_count
-from ingest.planning.model import QuotaCheck, RunPlan, quota_to_json
+from ingest.planning.model import QuotaCheck, quota_to_json
 from ingest.planning.runid import check_run_id, new_run_id
-from ingest.planning.spool import SpoolStats, SpoolWriter, gzip_compressor, read_spool
+from ingest.planning.spool import SpoolStats, SpoolWriter, read_spool
 from ingest.settings import Settings
 from ingest.state.base import RunLayout, StateStore
+from ingest.state.records import RunPlan, create_plan, find_plan, shard_compressor
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +82,9 @@ async def make_plan(
     if store is None and not dry_run:
         raise ValueError("a store is needed unless dry_run")
     if store is not None:
-        existing = await store.get(layout.run_json)
+        existing = await find_plan(store, run_id)
         if existing is not None:
-            plan = RunPlan.decode(existing.data, f"{store.uri} {layout.run_json}")
-            return PlanOutcome(plan, "existing", store.uri)
+            return PlanOutcome(existing, "existing", store.uri)
 
     cost = Cost.from_settings(settings.plan)
     with tempfile.TemporaryDirectory(prefix="aion-plan-") as tmp:
@@ -119,15 +122,15 @@ async def make_plan(
         for path in sorted(set(stale) - written):  # left over from a plan with more shards
             await store.delete(path)
     try:
-        await store.create(layout.run_json, plan.encode())
+        await create_plan(store, plan)
     except StateConflict:
         # Another planner of this run id finished first; its run.json rules. Our shards,
         # if they differ, no longer match its recorded ETags, which readers check.
-        blob = await store.get(layout.run_json)
-        if blob is None:
+        theirs = await find_plan(store, run_id)
+        if theirs is None:
             raise
         log.warning("run %s was planned concurrently by another planner; using its plan", run_id)
-        return PlanOutcome(RunPlan.decode(blob.data, layout.run_json), "existing", store.uri)
+        return PlanOutcome(theirs, "existing", store.uri)
     return PlanOutcome(plan, "completed" if stale else "planned", store.uri)
 
 
@@ -267,7 +270,7 @@ class _ShardBuffer:
     """One shard being written: compressed as it grows, so it costs its gzip size."""
 
     def __init__(self, big: tuple[int, bytes] | None) -> None:
-        self._zip = gzip_compressor()
+        self._zip = shard_compressor()
         self._parts: list[bytes] = []
         self.pending: list[bytes] = []
         self.items = 0
@@ -284,3 +287,47 @@ class _ShardBuffer:
         self.compress()
         self._parts.append(self._zip.flush())
         return b"".join(self._parts), self.items, self.bytes
+
+
+async def plan_source(
+    source_uri: str,
+    settings: Settings,
+    store: StateStore | None,
+    *,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    items: AsyncIterator[Item] | None = None,
+) -> PlanOutcome:
+    """Open the source, filters and API client, and plan into ``store``.
+
+    ``items`` replaces the source's listing (a retry of a report's failed rows); the
+    source URI is still recorded, since workers read the objects from it.
+    """
+    from ingest.sources import Filter, open_source, problems_of
+
+    item_filter = Filter.from_settings(settings.filters)
+    source = open_source(source_uri, settings.source, need_times=item_filter.needs_last_modified)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(source)
+        quota_check: QuotaCheck | None = None
+        if settings.api.key is not None:
+            from ingest.api.client import AionClient
+
+            client = await stack.enter_async_context(AionClient(settings.api))
+            quota_check = client.quota_check
+        elif not (settings.plan.ignore_quota or dry_run):
+            raise ConfigError(
+                "no API key for quota-check: set AIONVISION_API_KEY, or plan with --ignore-quota"
+            )
+        return await make_plan(
+            items if items is not None else source.list(),
+            settings=settings,
+            source_uri=source_uri,
+            store=store,
+            run_id=run_id,
+            item_filter=item_filter,
+            filters_description=item_filter.describe(),
+            quota_check=quota_check,
+            skipped_records=lambda: problems_of(source).count,
+            dry_run=dry_run,
+        )

@@ -1,0 +1,43 @@
+"""``aion-ingest plan SOURCE --state URI``: plan into the store
+(:func:`ingest.planning.planner.plan_source`) and print the summary (or ``--json``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from ingest.errors import ConfigError
+from ingest.planning.planner import plan_source
+from ingest.planning.runid import check_run_id
+from ingest.planning.summary import render_json, render_text
+from ingest.settings import Settings
+from ingest.state import StateStore, open_state
+
+
+async def plan_command(
+    source_uri: str,
+    settings: Settings,
+    *,
+    run_id: str | None = None,
+    as_json: bool = False,
+    dry_run: bool = False,
+) -> int:
+    """Plan and print; returns the exit code (errors propagate as IngestError)."""
+    if run_id is not None:
+        check_run_id(run_id)  # before anything is opened: a typo is a usage error
+    async with contextlib.AsyncExitStack() as stack:
+        store: StateStore | None = None
+        if settings.state:
+            store = await stack.enter_async_context(open_state(settings.state, settings))
+        elif not dry_run:
+            raise ConfigError(
+                "no state store given; pass --state URI or set INGEST_STATE (or use --dry-run)"
+            )
+        outcome = await plan_source(source_uri, settings, store, run_id=run_id, dry_run=dry_run)
+    if as_json:
+        json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri), sys.stdout)
+        print()
+    else:
+        print(render_text(outcome.plan, outcome.status, outcome.state_uri))
+    return 0

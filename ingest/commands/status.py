@@ -1,0 +1,55 @@
+"""``aion-ingest status`` / ``report``: a run's progress and its report, from the state store
+alone, so they serve a local run and a Kubernetes run alike, from any machine that can
+read the store, while the run goes on or after it ended."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from ingest.orchestration.local import default_state_uri
+from ingest.report import build_report, shard_statuses
+from ingest.settings import Settings
+from ingest.state import open_state
+from ingest.state.base import RunLayout
+from ingest.state.records import read_plan
+
+
+async def status_command(run_id: str, settings: Settings, *, as_json: bool) -> int:
+    """``aion-ingest status RUN_ID``: per-shard progress from the state store alone."""
+    state_uri = settings.state or default_state_uri()
+    async with open_state(state_uri, settings) as store:
+        plan = await read_plan(store, run_id)
+        statuses = await shard_statuses(store, plan)
+        report = await store.get(RunLayout(run_id).report_json)
+    done = sum(s.done for s in statuses)
+    if as_json:
+        doc = {
+            "run_id": run_id,
+            "items": plan.items,
+            "done": done,
+            "shards": [dataclasses.asdict(s) | {"state": s.state} for s in statuses],
+            "report": json.loads(report.data) if report else None,
+        }
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(f"run {run_id} ({plan.source}): {done:,}/{plan.items:,} objects have an outcome")
+    print(f"{'shard':>5}  {'done':>15}  {'%':>6}  {'state':<12} worker        updated")
+    for s in statuses:
+        pct = 100.0 * s.done / s.items if s.items else 100.0
+        print(
+            f"{s.index:>5}  {f'{s.done:,}/{s.items:,}':>15}  {pct:>5.1f}%  {s.state:<12} "
+            f"{s.worker or '-':<13} {s.updated_at or '-'}"
+        )
+    if report:
+        print(f"report: {state_uri.rstrip('/')}/{RunLayout(run_id).report_csv}")
+    return 0
+
+
+async def report_command(run_id: str, settings: Settings, *, failed_only: bool) -> int:
+    """``aion-ingest report RUN_ID``: merge the results into report.json and report.csv."""
+    state_uri = settings.state or default_state_uri()
+    async with open_state(state_uri, settings) as store:
+        report = await build_report(store, run_id, failed_only=failed_only)
+    print(report.summary())
+    return 0

@@ -1,0 +1,78 @@
+"""The run's steps against the state store: plan, progress, report (:class:`RunSteps`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from ingest.items import Item
+from ingest.launch.semantics import Verdict, VerdictKind
+from ingest.orchestration.progress import RunProgress, RunTracker
+from ingest.planning.planner import PlanOutcome
+from ingest.report import build_report, shard_statuses
+from ingest.state.base import StateStore
+from ingest.state.records import RunPlan, read_plan
+
+Planner = Callable[[str | None], Awaitable[PlanOutcome]]
+"""Plan run ``run_id`` (None: a new id) into the store, or read back its finished plan."""
+
+
+class StoreSteps:
+    """:class:`ingest.orchestration.flow.RunSteps` over one open state store.
+
+    ``planner`` is None for a run that is planned already (``resume``): its plan is read.
+    ``on_plan`` sees each plan outcome (``run`` prints the plan's summary).
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        planner: Planner | None = None,
+        *,
+        on_plan: Callable[[PlanOutcome], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.planner = planner
+        self.on_plan = on_plan
+        self._trackers: dict[str, RunTracker] = {}
+
+    async def plan(self, run_id: str | None) -> RunPlan:
+        if self.planner is None:
+            if run_id is None:
+                raise ValueError("a run id is needed to read a plan")
+            return await read_plan(self.store, run_id)
+        outcome = await self.planner(run_id)
+        if self.on_plan is not None:
+            self.on_plan(outcome)
+        return outcome.plan
+
+    async def complete_shards(self, plan: RunPlan) -> list[int]:
+        return [s.index for s in await shard_statuses(self.store, plan) if s.state == "complete"]
+
+    def tracker(self, run_id: str) -> RunTracker | None:
+        """The run's progress tracker once it has sampled (``tracker.latest``)."""
+        return self._trackers.get(run_id)
+
+    async def progress(self, run_id: str) -> RunProgress:
+        tracker = self._trackers.get(run_id)
+        if tracker is None:  # the plan is read once; each sample reads checkpoints only
+            tracker = RunTracker(self.store, await read_plan(self.store, run_id))
+            self._trackers[run_id] = tracker
+        return await tracker.sample()
+
+    async def report(self, run_id: str, verdict: Verdict | None) -> list[str]:
+        if verdict is None:  # nothing was planned, so nothing ran: complete as it is
+            merged = await build_report(self.store, run_id, verdict=VerdictKind.COMPLETE.value)
+        else:
+            merged = await build_report(
+                self.store,
+                run_id,
+                verdict=verdict.kind.value,
+                failed_indexes=sorted(verdict.failed),
+            )
+        return merged.summary().splitlines()
+
+
+async def listed(items: list[Item]) -> AsyncIterator[Item]:
+    """``items`` as an async listing (a retry of a report's failed rows)."""
+    for item in items:
+        yield item
