@@ -307,7 +307,10 @@ class KubernetesLauncher:
         policy = "Background" if finished else "Foreground"
         log.info("worker Job %s/%s: deleting it, %s; checkpoints are kept", namespace, name, why)
         if not meta.get("deletionTimestamp"):
-            body = {"propagationPolicy": policy, "preconditions": {"uid": uid}}
+            body = kubernetes.client.V1DeleteOptions(
+                propagation_policy=policy,
+                preconditions=kubernetes.client.V1Preconditions(uid=uid),
+            )
             try:
                 await asyncio.to_thread(
                     self.clients.batch.delete_namespaced_job, name, namespace, body=body
