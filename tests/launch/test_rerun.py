@@ -157,6 +157,13 @@ async def launch(clients: Clients, release: Release, k: Settings | None = None) 
     return job
 
 
+async def installed(clients: Clients) -> tuple[Release, Manifest]:
+    """A release at revision 1 whose coordinator created the worker Job."""
+    release = Release(1, "c0000000-0000-4000-8000-000000000001")
+    await release.install(clients)
+    return release, await launch(clients, release)
+
+
 async def end(clients: Clients, reason: str | None) -> None:
     """The Job controller ends the worker Job: Complete (reason None) or Failed(reason)."""
     cond = {"type": "Failed", "status": "True", "reason": reason} if reason else None
@@ -225,9 +232,7 @@ async def test_upgrade_reruns_a_failed_run(
     clients: Clients, kmock: kmock.KubernetesEmulator, reason: str
 ) -> None:
     """helm upgrade (e.g. a fixed key): the failed worker Job goes, a new one is created."""
-    rev1 = Release(1, "c0000000-0000-4000-8000-000000000001")
-    await rev1.install(clients)
-    first = await launch(clients, rev1)
+    rev1, first = await installed(clients)
     await end(clients, reason)
 
     rev2 = await rev1.upgrade(clients)
@@ -245,9 +250,7 @@ async def test_upgrade_reruns_a_failed_run(
 async def test_a_complete_run_is_never_rerun(
     clients: Clients, kmock: kmock.KubernetesEmulator
 ) -> None:
-    rev1 = Release(1, "c0000000-0000-4000-8000-000000000001")
-    await rev1.install(clients)
-    first = await launch(clients, rev1)
+    rev1, first = await installed(clients)
     await end(clients, None)
     rev2 = await rev1.upgrade(clients, pod_annotations={"team": "new"})
     second = await launch(clients, rev2)
@@ -258,9 +261,7 @@ async def test_a_complete_run_is_never_rerun(
 async def test_upgrade_keeps_a_running_job_when_the_workers_values_are_the_same(
     clients: Clients, kmock: kmock.KubernetesEmulator
 ) -> None:
-    rev1 = Release(1, "c0000000-0000-4000-8000-000000000001")
-    await rev1.install(clients)
-    first = await launch(clients, rev1)
+    rev1, first = await installed(clients)
     rev2 = await rev1.upgrade(clients)  # e.g. only coordinator.activeDeadlineSeconds changed
     second = await launch(clients, rev2)
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
@@ -280,9 +281,7 @@ async def test_upgrade_replaces_a_running_job_whose_workers_changed(
     changes: dict[str, Any],
     k: dict[str, Any],
 ) -> None:
-    rev1 = Release(1, "c0000000-0000-4000-8000-000000000001")
-    await rev1.install(clients)
-    first = await launch(clients, rev1)
+    rev1, first = await installed(clients)
     rev2 = await rev1.upgrade(clients, **changes)
     second = await launch(clients, rev2, settings(**k))
     (delete,) = job_deletes(kmock)
@@ -325,9 +324,7 @@ async def test_uninstall_then_install_with_the_same_run_id_resumes(
 async def test_a_job_being_deleted_is_waited_for(
     clients: Clients, kmock: kmock.KubernetesEmulator
 ) -> None:
-    rev1 = Release(1, "c0000000-0000-4000-8000-000000000001")
-    await rev1.install(clients)
-    await launch(clients, rev1)
+    rev1, _ = await installed(clients)
     # Foreground deletion in progress: a finalizer holds the Job until its pods are gone.
     patch = {"metadata": {"finalizers": ["foregroundDeletion"]}}
     await asyncio.to_thread(clients.batch.patch_namespaced_job, WORKER_JOB, NS, patch)
@@ -358,9 +355,7 @@ async def test_outside_a_cluster_a_running_job_is_watched_not_replaced(
     clients: Clients, kmock: kmock.KubernetesEmulator
 ) -> None:
     """`aion-ingest coordinate` on a laptop (no coordinator Job) must not kill a run."""
-    rev1 = Release(1, "c0000000-0000-4000-8000-000000000001")
-    await rev1.install(clients)
-    first = await launch(clients, rev1)
+    _, first = await installed(clients)
     launcher = KubernetesLauncher(clients, settings(image="example/ingest:2").kubernetes)
     info = await launcher.pod_info({})
     info = dataclasses.replace(info, namespace=NS)
