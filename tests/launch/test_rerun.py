@@ -149,12 +149,17 @@ async def launch(clients: Clients, release: Release, k: Settings | None = None) 
     )
     if job is None:
         job = await launcher.create(info, run_id=RUN, state_uri="s3://state/runs", shards=3)
-        # the API server gives every object a UID
-        uid = str(uuid.uuid4())
-        patch = {"metadata": {"uid": uid}}
-        await asyncio.to_thread(clients.batch.patch_namespaced_job, WORKER_JOB, NS, patch)
-        job["metadata"]["uid"] = uid
+        await assign_uid(clients, job)
     return job
+
+
+async def assign_uid(clients: Clients, job: Manifest) -> None:
+    """What the API server does on create and kmock does not: give the object a UID."""
+    uid = str(uuid.uuid4())
+    meta = job["metadata"]
+    patch = {"metadata": {"uid": uid}}
+    await asyncio.to_thread(clients.batch.patch_namespaced_job, meta["name"], NS, patch)
+    meta["uid"] = uid
 
 
 async def installed(clients: Clients) -> tuple[Release, Manifest]:
