@@ -3,9 +3,10 @@ and what its status means (the verdict).
 
 Pure (no client, no I/O) so the same code serves the coordinator, the chart test (which
 renders the chart, takes the coordinator pod from it and checks the worker Job built from
-it) and schema validation. The coordinator reads its own pod through the API and the
-worker Job inherits image, env, secret references, service account, resources, scheduling
-and security context from it: the chart configures a run once, in one place.
+it) and schema validation. The coordinator reads its own pod and its Job's pod template
+through the API, and the worker Job inherits image, env, secret references, volumes,
+service account, resources, scheduling, security context, labels and annotations from
+them: the chart configures a run once, in one place.
 """
 
 from __future__ import annotations

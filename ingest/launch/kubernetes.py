@@ -7,7 +7,12 @@ blocking generator pulled one event at a time the same way.
 Idempotence: the Job's name derives from the run id, and before creating it the
 launcher looks for a Job labelled with the run id; a 409 AlreadyExists means another
 coordinator (or this one, before a restart) won the race, and its Job is adopted. A run
-never gets a second Job.
+never has two Jobs at once.
+
+Reruns: a Job this coordinator cannot continue (it failed and another coordinator Job
+made it; its owner is gone; the workers' values changed) is deleted with a UID
+precondition and waited for (``reusable``, ``retire``); the state store keeps every
+checkpoint, so the next Job resumes the shards that are not complete.
 
 The watch is a list-then-watch loop (a reflector for one object): list to get the state
 and a resourceVersion, watch from there with a server-side timeout; when the watch ends
