@@ -3,9 +3,10 @@ and what its status means (the verdict).
 
 Pure (no client, no I/O) so the same code serves the coordinator, the chart test (which
 renders the chart, takes the coordinator pod from it and checks the worker Job built from
-it) and schema validation. The coordinator reads its own pod through the API and the
-worker Job inherits image, env, secret references, service account, resources, scheduling
-and security context from it: the chart configures a run once, in one place.
+it) and schema validation. The coordinator reads its own pod and its Job's pod template
+through the API, and the worker Job inherits image, env, secret references, volumes,
+service account, resources, scheduling, security context, labels and annotations from
+them: the chart configures a run once, in one place.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +35,13 @@ Manifest = dict[str, Any]
 
 RUN_ID_LABEL = "aion-ingest/run-id"
 RUN_ID_ANNOTATION = "aion-ingest/run-id"
+# The coordinator Job (UID) that created a worker Job: a coordinator finding a Job that
+# another coordinator created knows it is a rerun (see KubernetesLauncher.reusable).
+CREATOR_ANNOTATION = "aion-ingest/coordinator-uid"
+# A digest of the worker Job as built: a coordinator that would build another (new values
+# after helm upgrade) replaces a running Job instead of watching a stale one.
+TEMPLATE_ANNOTATION = "aion-ingest/template-digest"
+WORKERS_OWNER_ANNOTATION = "aion-ingest/workers-owner"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 WORKER_COMPONENT = "worker"
 WORKER_CONTAINER = "worker"
@@ -58,9 +67,15 @@ _WEBHOOK_ENV = frozenset(
         "AZURE_AUTHORITY_HOST",
     }
 )
-# Volume kinds a worker may share with its coordinator; projected volumes (service account
-# tokens, injected by the API server or a webhook) are left for them to inject again.
-_INHERITED_VOLUMES = ("emptyDir", "configMap", "secret")
+# Labels the Job controller puts on its pods (and on the template it stores): a worker Job
+# carrying the coordinator's would not match its own selector.
+_CONTROLLER_LABELS = ("batch.kubernetes.io/", "controller-uid", "job-name", "pod-template-hash")
+# Annotations that describe one pod rather than configure it. Read from a live pod, an
+# injector's "already injected" mark (sidecar.istio.io/status,
+# vault.hashicorp.com/agent-inject-status) would stop it injecting into the workers.
+_POD_ANNOTATIONS = re.compile(
+    r"^(batch\.kubernetes\.io/|kubectl\.kubernetes\.io/|aion-ingest/)|status$"
+)
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -96,9 +111,24 @@ def _strip_webhook_env(env: list[Manifest]) -> list[Manifest]:
     return [e for e in env if e.get("name") not in _WEBHOOK_ENV]
 
 
+def _own_volume(volume: Manifest) -> bool:
+    """False for a projected service-account token (the API server's kube-api-access-*, the
+    IRSA and Azure webhooks' tokens): injected per pod, it is left for them to inject again."""
+    sources = (volume.get("projected") or {}).get("sources") or []
+    return not any("serviceAccountToken" in s for s in sources)
+
+
+def _inherited_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if not k.startswith(_CONTROLLER_LABELS)}
+
+
+def _inherited_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in annotations.items() if not _POD_ANNOTATIONS.search(k)}
+
+
 @dataclasses.dataclass(frozen=True)
 class OwnerRef:
-    """The coordinator's Job: deleting it (or the Helm release) deletes the workers."""
+    """An object whose deletion deletes the worker Job (the garbage collector's owner)."""
 
     name: str
     uid: str
@@ -118,7 +148,14 @@ class OwnerRef:
 
 @dataclasses.dataclass(frozen=True)
 class CoordinatorPodInfo:
-    """What the worker pods inherit from the coordinator's pod (camelCase manifest parts)."""
+    """What the worker pods inherit from the coordinator's pod (camelCase manifest parts).
+
+    ``owner`` is the coordinator's own Job (its name is the default run id, its UID marks
+    the worker Jobs it creates). ``workers_owner`` owns the worker Job when set: the chart
+    (job mode) names its ConfigMap in the pod annotation ``aion-ingest/workers-owner``, so
+    the worker Job survives ``helm upgrade`` (which replaces the coordinator Job) and goes
+    with ``helm uninstall``; in cron mode the coordinator Job owns it.
+    """
 
     image: str | None = None
     namespace: str | None = None
@@ -134,25 +171,40 @@ class CoordinatorPodInfo:
     node_selector: dict[str, str] | None = None
     tolerations: list[Manifest] | None = None
     affinity: Manifest | None = None
+    topology_spread_constraints: list[Manifest] | None = None
     image_pull_secrets: list[Manifest] = dataclasses.field(default_factory=list)
     priority_class_name: str | None = None
+    termination_grace_period_seconds: int | None = None
     volumes: list[Manifest] = dataclasses.field(default_factory=list)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     owner: OwnerRef | None = None
+    workers_owner: OwnerRef | None = None
+    workers_owner_name: str | None = None  # the ConfigMap named by the pod, UID not yet read
 
     @classmethod
     def from_pod(
-        cls, pod: Mapping[str, Any], container: str = COORDINATOR_CONTAINER
+        cls,
+        pod: Mapping[str, Any],
+        container: str = COORDINATOR_CONTAINER,
+        template: Mapping[str, Any] | None = None,
     ) -> CoordinatorPodInfo:
-        """Read a pod manifest (camelCase, as the API returns it or the chart renders it)."""
+        """Read a pod manifest (camelCase, as the API returns it or the chart renders it).
+
+        ``template`` is the pod template of the coordinator's Job, when it could be read:
+        then everything but the namespace and owner comes from it, as the chart rendered
+        it, free of what admission webhooks add to a live pod (sidecars, injected env and
+        volumes, their "injected" annotations). Without it the pod is read, filtered."""
         pod = copy.deepcopy(dict(pod))
         meta = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
+        source = copy.deepcopy(dict(template)) if template else pod
+        source_meta = source.get("metadata") or {}
+        spec = source.get("spec") or {}
         containers = spec.get("containers") or []
         if not containers:
             raise ConfigError("the coordinator pod has no container to copy; check the chart")
         main = next((c for c in containers if c.get("name") == container), containers[0])
-        volumes = [v for v in spec.get("volumes") or [] if any(k in v for k in _INHERITED_VOLUMES)]
+        volumes = [v for v in spec.get("volumes") or [] if _own_volume(v)]
         kept = {v["name"] for v in volumes}
         owner = next(
             (
@@ -162,6 +214,7 @@ class CoordinatorPodInfo:
             ),
             None,
         )
+        annotations = source_meta.get("annotations") or {}
         return cls(
             image=main.get("image"),
             namespace=meta.get("namespace"),
@@ -177,15 +230,18 @@ class CoordinatorPodInfo:
             node_selector=spec.get("nodeSelector"),
             tolerations=spec.get("tolerations"),
             affinity=spec.get("affinity"),
+            topology_spread_constraints=spec.get("topologySpreadConstraints"),
             image_pull_secrets=spec.get("imagePullSecrets") or [],
             priority_class_name=spec.get("priorityClassName"),
+            termination_grace_period_seconds=spec.get("terminationGracePeriodSeconds"),
             volumes=volumes,
-            labels={
-                k: v
-                for k, v in (meta.get("labels") or {}).items()
-                if k.startswith("app.kubernetes.io/")
-            },
+            labels=_inherited_labels(source_meta.get("labels") or {}),
+            annotations=_inherited_annotations(annotations),
             owner=owner,
+            workers_owner_name=_configmap_name(
+                (meta.get("annotations") or {}).get(WORKERS_OWNER_ANNOTATION)
+                or annotations.get(WORKERS_OWNER_ANNOTATION)
+            ),
         )
 
     def with_settings(self, k: KubernetesSettings) -> CoordinatorPodInfo:
@@ -202,6 +258,29 @@ class CoordinatorPodInfo:
             if value is not None:
                 changes[field] = value
         return dataclasses.replace(self, **changes)
+
+    @property
+    def creator_uid(self) -> str | None:
+        """The UID that marks the worker Jobs this coordinator creates (None outside a Job)."""
+        return self.owner.uid if self.owner else None
+
+    def worker_job_owner(self) -> OwnerRef | None:
+        """The owner the worker Job gets: the chart's ConfigMap (job mode), else the
+        coordinator's Job (cron mode, or an older chart), else none (outside a cluster)."""
+        return self.workers_owner or self.owner
+
+
+def _configmap_name(value: str | None) -> str | None:
+    """``ConfigMap/<name>`` (the only kind the chart names) → ``<name>``."""
+    if not value:
+        return None
+    kind, _, name = value.partition("/")
+    if kind != "ConfigMap" or not name:
+        raise ConfigError(
+            f"the coordinator pod's annotation {WORKERS_OWNER_ANNOTATION}={value!r} must be "
+            "ConfigMap/<name>; check the chart"
+        )
+    return name
 
 
 def pod_failure_policy(rules: tuple[PodFailureRule, ...]) -> Manifest:
@@ -304,11 +383,17 @@ def build_worker_job(
         "nodeSelector": info.node_selector,
         "tolerations": info.tolerations,
         "affinity": info.affinity,
+        "topologySpreadConstraints": info.topology_spread_constraints,
         "imagePullSecrets": info.image_pull_secrets,
         "priorityClassName": info.priority_class_name,
         "volumes": info.volumes,
     }
     pod_spec.update({key: v for key, v in optional_pod.items() if v})
+    if info.termination_grace_period_seconds is not None:  # 0 is a value
+        pod_spec["terminationGracePeriodSeconds"] = info.termination_grace_period_seconds
+    template_meta: Manifest = {"labels": dict(labels)}
+    if info.annotations:
+        template_meta["annotations"] = dict(info.annotations)
     job_body: Manifest = {
         "completionMode": "Indexed",
         "completions": spec.completions,
@@ -316,7 +401,7 @@ def build_worker_job(
         "backoffLimitPerIndex": spec.backoff_limit_per_index,
         "podFailurePolicy": pod_failure_policy(spec.rules),
         "podReplacementPolicy": "Failed",
-        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        "template": {"metadata": template_meta, "spec": pod_spec},
     }
     if spec.max_failed_indexes is not None:
         job_body["maxFailedIndexes"] = spec.max_failed_indexes
@@ -324,16 +409,25 @@ def build_worker_job(
         job_body["ttlSecondsAfterFinished"] = k.ttl_seconds_after_finished
     if k.active_deadline_seconds is not None:
         job_body["activeDeadlineSeconds"] = k.active_deadline_seconds
-    metadata: Manifest = {
-        "name": name,
-        "labels": labels,
-        "annotations": {RUN_ID_ANNOTATION: run_id},
+    owner = info.worker_job_owner()
+    annotations = {
+        RUN_ID_ANNOTATION: run_id,
+        TEMPLATE_ANNOTATION: template_digest(job_body, owner),
     }
+    if info.creator_uid:
+        annotations[CREATOR_ANNOTATION] = info.creator_uid
+    metadata: Manifest = {"name": name, "labels": labels, "annotations": annotations}
     if info.namespace:
         metadata["namespace"] = info.namespace
-    if info.owner is not None:
-        metadata["ownerReferences"] = [info.owner.manifest()]
+    if owner is not None:
+        metadata["ownerReferences"] = [owner.manifest()]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_body}
+
+
+def template_digest(spec: Manifest, owner: OwnerRef | None) -> str:
+    """What a worker Job is, in 16 hex digits: its spec (pod template included) and owner."""
+    body = {"spec": spec, "owner": owner.manifest() if owner else None}
+    return _digest(json.dumps(body, sort_keys=True, separators=(",", ":")), 16)
 
 
 def job_verdict(job: Manifest) -> Verdict | None:

@@ -7,7 +7,12 @@ blocking generator pulled one event at a time the same way.
 Idempotence: the Job's name derives from the run id, and before creating it the
 launcher looks for a Job labelled with the run id; a 409 AlreadyExists means another
 coordinator (or this one, before a restart) won the race, and its Job is adopted. A run
-never gets a second Job.
+never has two Jobs at once.
+
+Reruns: a Job this coordinator cannot continue (it failed and another coordinator Job
+made it; its owner is gone; the workers' values changed) is deleted with a UID
+precondition and waited for (``reusable``, ``retire``); the state store keeps every
+checkpoint, so the next Job resumes the shards that are not complete.
 
 The watch is a list-then-watch loop (a reflector for one object): list to get the state
 and a resourceVersion, watch from there with a server-side timeout; when the watch ends
@@ -33,16 +38,19 @@ from kubernetes.client import ApiException
 from ingest.errors import ConfigError, FatalError, IngestError, RetryableError
 from ingest.launch.jobspec import (
     COMPONENT_LABEL,
+    CREATOR_ANNOTATION,
     RUN_ID_LABEL,
+    TEMPLATE_ANNOTATION,
     WORKER_COMPONENT,
     CoordinatorPodInfo,
     Manifest,
+    OwnerRef,
     build_worker_job,
     job_name,
     job_verdict,
     run_label,
 )
-from ingest.launch.semantics import Verdict
+from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)
@@ -125,7 +133,10 @@ class KubernetesLauncher:
 
     async def pod_info(self, env: dict[str, str] | None = None) -> CoordinatorPodInfo:
         """What the workers inherit: the coordinator's own pod (POD_NAME/POD_NAMESPACE from
-        the downward API) when it runs in one, else nothing but the settings."""
+        the downward API) when it runs in one, else nothing but the settings.
+
+        In a pod it also reads its Job's pod template (the chart's values as rendered, free
+        of webhook injections) and the ConfigMap the chart names as the workers' owner."""
         env = dict(os.environ) if env is None else env
         name, namespace = env.get("POD_NAME"), env.get("POD_NAMESPACE")
         if name and namespace:
@@ -135,13 +146,36 @@ class KubernetesLauncher:
                 )
             except (ApiException, *_NETWORK_ERRORS) as exc:
                 raise translate(exc, f"read the coordinator pod {namespace}/{name}") from None
-            info = CoordinatorPodInfo.from_pod(self.clients.plain(pod))
+            plain = self.clients.plain(pod)
+            info = CoordinatorPodInfo.from_pod(plain)
+            if info.owner is not None:
+                job = await self.read(namespace, info.owner.name)
+                if job is not None and _uid(job) == info.owner.uid:
+                    template = (job.get("spec") or {}).get("template")
+                    info = CoordinatorPodInfo.from_pod(plain, template=template)
+            if info.workers_owner_name:
+                info = dataclasses.replace(
+                    info,
+                    workers_owner=await self._config_map_owner(namespace, info.workers_owner_name),
+                )
         else:
             info = CoordinatorPodInfo(namespace=_own_namespace())
         info = info.with_settings(self.settings)
         if not info.namespace:
             info = dataclasses.replace(info, namespace="default")
         return info
+
+    async def _config_map_owner(self, namespace: str, name: str) -> OwnerRef:
+        try:
+            found = await asyncio.to_thread(
+                self.clients.core.read_namespaced_config_map, name, namespace
+            )
+        except (ApiException, *_NETWORK_ERRORS) as exc:
+            raise translate(exc, f"read the ConfigMap {namespace}/{name}") from None
+        uid = _uid(self.clients.plain(found))
+        if not uid:  # pragma: no cover - the API server always sets one
+            raise RetryableError(f"the ConfigMap {namespace}/{name} has no uid yet")
+        return OwnerRef(name=name, uid=uid, kind="ConfigMap", api_version="v1")
 
     # -- create once ---------------------------------------------------------------
 
@@ -201,6 +235,99 @@ class KubernetesLauncher:
         except _NETWORK_ERRORS as exc:
             raise translate(exc, f"read the Job {namespace}/{name}") from None
         return dict(self.clients.plain(job))
+
+    # -- rerun: retire a Job this coordinator cannot continue ------------------------
+
+    async def reusable(
+        self, info: CoordinatorPodInfo, *, run_id: str, state_uri: str
+    ) -> Manifest | None:
+        """The run's worker Job to watch, or None when a new one is to be created.
+
+        A Job that cannot serve this coordinator is retired first (:meth:`retire`; every
+        checkpoint stays in the state store, so the new Job resumes the shards that are
+        not complete, and complete ones finish at once):
+
+        - it ended without completing and another coordinator Job created it: a rerun
+          (``helm upgrade``, an install after ``helm uninstall``, ``aion-ingest coordinate``
+          by hand). The coordinator that created it (restarted pod) reports it instead;
+        - it runs, another coordinator Job created it, and this one would build it with
+          another owner (the release was reinstalled: its old owner is gone) or another
+          template (``helm upgrade`` changed what the workers get);
+        - it is being deleted (``helm uninstall``'s garbage collection): waited for.
+
+        A Complete Job is always kept: its run is done, the report is merged again.
+        Outside a cluster (no coordinator Job) a running Job is watched, never replaced.
+        """
+        namespace = info.namespace or "default"
+        job = await self.find(namespace, run_id)
+        if job is None:
+            return None
+        meta = job.get("metadata") or {}
+        created_by = (meta.get("annotations") or {}).get(CREATOR_ANNOTATION)
+        ours = info.creator_uid is not None and created_by == info.creator_uid
+        why: str | None = None
+        if meta.get("deletionTimestamp"):
+            why = "it is being deleted"
+        else:
+            verdict = job_verdict(job)
+            if verdict is not None:
+                if verdict.kind is not VerdictKind.COMPLETE and not ours:
+                    why = f"it ended {verdict.kind.value}: a rerun"
+            elif not ours and info.creator_uid is not None:
+                why = self._outdated(job, info, run_id=run_id, state_uri=state_uri)
+        if why is None:
+            return job
+        await self.retire(job, why)
+        return None
+
+    def _outdated(
+        self, job: Manifest, info: CoordinatorPodInfo, *, run_id: str, state_uri: str
+    ) -> str | None:
+        """Why a running Job differs from the one this coordinator would create, or None."""
+        owner = info.worker_job_owner()
+        if owner is not None and owner.uid not in {
+            o.get("uid") for o in (job.get("metadata") or {}).get("ownerReferences") or []
+        }:
+            return f"its owner is not this release's {owner.kind} {owner.name}"
+        had = ((job.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_ANNOTATION)
+        shards = int((job.get("spec") or {}).get("completions") or 0)
+        if had and shards:
+            wanted = build_worker_job(
+                info, self.settings, run_id=run_id, state_uri=state_uri, shards=shards
+            )
+            if wanted["metadata"]["annotations"][TEMPLATE_ANNOTATION] != had:
+                return "the release's values changed what the workers get"
+        return None
+
+    async def retire(self, job: Manifest, why: str) -> None:
+        """Delete ``job`` (this very object: UID precondition) and wait until it is gone.
+
+        Finished: propagation Background (its pods have ended). Running: Foreground, so
+        the Job goes only once its workers have flushed their checkpoints and exited,
+        and no new worker overlaps an old one on a shard. The state store is untouched.
+        A Job already gone, or replaced by another with the same name, is left alone."""
+        meta = job["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        finished = job_verdict(job) is not None
+        policy = "Background" if finished else "Foreground"
+        log.info("worker Job %s/%s: deleting it, %s; checkpoints are kept", namespace, name, why)
+        if not meta.get("deletionTimestamp"):
+            body = kubernetes.client.V1DeleteOptions(
+                propagation_policy=policy,
+                preconditions=kubernetes.client.V1Preconditions(uid=uid),
+            )
+            try:
+                await asyncio.to_thread(
+                    self.clients.batch.delete_namespaced_job, name, namespace, body=body
+                )
+            except ApiException as exc:
+                if exc.status not in (404, 409):  # gone already; 409: another object now
+                    raise translate(exc, f"delete the Job {namespace}/{name}") from None
+            except _NETWORK_ERRORS as exc:
+                raise translate(exc, f"delete the Job {namespace}/{name}") from None
+        async for state in self.states(namespace, name):
+            if state is None or _uid(state) != uid:
+                return
 
     # -- watch to the end -------------------------------------------------------------
 
@@ -333,6 +460,10 @@ class JobStream:
 
 def _labels(obj: Manifest) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def _uid(obj: Manifest) -> str | None:
+    return (obj.get("metadata") or {}).get("uid")
 
 
 def _name(obj: Manifest) -> str | None:

@@ -88,7 +88,9 @@ class KubernetesJob:
         return self._info
 
     async def attach(self, run_id: str) -> bool:
-        self.job = await self.launcher.find(self.info.namespace or "default", run_id)
+        # A Job this coordinator cannot continue (a failed run being rerun, a release
+        # reinstalled or upgraded with other worker values) is retired here: None.
+        self.job = await self.launcher.reusable(self.info, run_id=run_id, state_uri=self.state_uri)
         if self.job is not None:
             log.info("run %s: found its worker Job %s", run_id, self.job["metadata"]["name"])
         return self.job is not None
@@ -129,8 +131,8 @@ class KubernetesJob:
 
     def failure_hints(self, run_id: str, verdict: Verdict) -> list[str]:
         return [
-            f"run {run_id}: to retry the failed shards from their checkpoints, delete the "
-            f"worker Job (kubectl delete job -l {RUN_ID_LABEL}={run_label(run_id)}) and run the "
-            "coordinator again with the same run id; or plan a new run from the failures: "
-            f"aion-ingest run --retry-failed {run_id}"
+            f"run {run_id}: to retry the failed shards from their checkpoints, run a new "
+            "coordinator Job with the same run id (helm upgrade --reuse-values); it replaces "
+            f"the failed worker Job (label {RUN_ID_LABEL}={run_label(run_id)}). Or plan a new "
+            f"run from the failures: aion-ingest run --retry-failed {run_id}"
         ]

@@ -3,25 +3,42 @@ secrets, service account and security context, and valid for Kubernetes 1.29 to 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from ingest.launch.jobspec import CoordinatorPodInfo, build_worker_job
+from ingest.launch.jobspec import CoordinatorPodInfo, OwnerRef, build_worker_job
 from ingest.settings import load_settings
 from tests.chart.conftest import BASE, Helm, by_kind
 from tests.chart.test_chart import VALUE_SETS, coordinator_pod_spec, validate_all
 
+CONFIG_MAP_UID = "3f0c9b1e-0000-4000-8000-00000000c0f1"
 
-def coordinator_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The pod Kubernetes would make from the rendered coordinator Job (or CronJob)."""
+
+def coordinator_template(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rendered coordinator Job's (or CronJob's) pod template."""
     kinds = by_kind(docs)
     owner = (kinds.get("Job") or kinds["CronJob"])[0]
-    template = (
+    return dict(
         owner["spec"]["jobTemplate"]["spec"]["template"]
         if owner["kind"] == "CronJob"
         else owner["spec"]["template"]
     )
+
+
+def coordinator_info(docs: list[dict[str, Any]], settings: Any) -> CoordinatorPodInfo:
+    """What the launcher's pod_info reads: the pod, its Job's template, the owning ConfigMap."""
+    info = CoordinatorPodInfo.from_pod(coordinator_pod(docs), template=coordinator_template(docs))
+    if info.workers_owner_name:
+        owner = OwnerRef(info.workers_owner_name, CONFIG_MAP_UID, "ConfigMap", "v1")
+        info = dataclasses.replace(info, workers_owner=owner)
+    return info.with_settings(settings.kubernetes)
+
+
+def coordinator_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pod Kubernetes would make from the rendered coordinator Job (or CronJob)."""
+    template = coordinator_template(docs)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -55,9 +72,8 @@ def test_worker_job_inherits_the_coordinator_pod(
     helm: Helm, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     docs = helm.template(VALUE_SETS[name])
-    pod = coordinator_pod(docs)
     settings = settings_from_configmap(docs, monkeypatch)
-    info = CoordinatorPodInfo.from_pod(pod).with_settings(settings.kubernetes)
+    info = coordinator_info(docs, settings)
     job = build_worker_job(
         info,
         settings.kubernetes,
@@ -79,17 +95,50 @@ def test_worker_job_inherits_the_coordinator_pod(
     # every secret reference and variable of the coordinator reaches the workers
     assert [e for e in w["env"] if e["name"] != "INGEST_WORKER__PARALLEL_WORKERS"] == c["env"]
     assert w["args"] == ["work", "--run-id", "nightly-aion-ingest", "--state", settings.state]
-    assert worker_pod["serviceAccountName"] == coordinator["serviceAccountName"]
+    assert worker_pod["serviceAccountName"] == (
+        settings.kubernetes.service_account or coordinator["serviceAccountName"]
+    )
     assert worker_pod["securityContext"] == coordinator["securityContext"]
     assert worker_pod["volumes"] == coordinator["volumes"]
-    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
+    for key in (
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "topologySpreadConstraints",
+        "imagePullSecrets",
+        "priorityClassName",
+        "terminationGracePeriodSeconds",
+    ):
         assert worker_pod.get(key) == coordinator.get(key), key
     resources = settings.kubernetes.resources or c.get("resources")
     assert w.get("resources") == resources
     labels = job["metadata"]["labels"]
     assert labels["app.kubernetes.io/instance"] == "nightly"
     assert labels["app.kubernetes.io/component"] == "worker"
-    assert job["metadata"]["ownerReferences"][0]["name"] == "nightly-aion-ingest"
+    # podLabels and podAnnotations (and the config checksum) reach the worker pods
+    template = coordinator_template(docs)["metadata"]
+    worker_meta = job["spec"]["template"]["metadata"]
+    for key, value in (VALUE_SETS[name].get("podLabels") or {}).items():
+        assert worker_meta["labels"][key] == labels[key] == value
+    assert worker_meta["annotations"] == {
+        k: v for k, v in template["annotations"].items() if not k.startswith("aion-ingest/")
+    }
+    assert set(VALUE_SETS[name].get("podAnnotations") or {}) <= set(worker_meta["annotations"])
+    (owner,) = job["metadata"]["ownerReferences"]
+    if VALUE_SETS[name].get("mode") == "cron":  # the coordinator Job: history limits clean up
+        assert owner == {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": "nightly-aion-ingest",
+            "uid": "3f0c9b1e-0000-4000-8000-000000000001",
+        }
+    else:  # the release's ConfigMap: helm upgrade keeps the workers, uninstall deletes them
+        assert owner == {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "nightly-aion-ingest",
+            "uid": CONFIG_MAP_UID,
+        }
     spec = job["spec"]
     assert spec["parallelism"] == settings.kubernetes.parallelism
     assert spec["backoffLimitPerIndex"] == settings.kubernetes.backoff_limit_per_index
@@ -99,8 +148,13 @@ def test_every_job_field_set_is_valid(helm: Helm, monkeypatch: pytest.MonkeyPatc
     """A worker Job with every optional field, against every schema version."""
     docs = helm.template(VALUE_SETS["everything"])
     settings = settings_from_configmap(docs, monkeypatch)
-    info = CoordinatorPodInfo.from_pod(coordinator_pod(docs)).with_settings(settings.kubernetes)
+    info = coordinator_info(docs, settings)
     job = build_worker_job(info, settings.kubernetes, run_id="r", state_uri="s3://s/p", shards=3)
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "nightly-aion-ingest-worker"
+    assert job["spec"]["template"]["spec"]["volumes"][1] == {
+        "name": "ca",
+        "configMap": {"name": "minio-ca"},
+    }
     assert job["spec"]["maxFailedIndexes"] == 3  # capped at completions, as the API requires
     assert job["spec"]["activeDeadlineSeconds"] == 86400
     assert job["spec"]["parallelism"] == 3

@@ -19,7 +19,7 @@ import kmock
 import pytest
 
 from ingest.errors import ConfigError, FatalError
-from ingest.launch.jobspec import Manifest, job_name
+from ingest.launch.jobspec import Manifest, OwnerRef, job_name, template_digest
 from ingest.launch.kubernetes import Clients, KubernetesLauncher
 from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.orchestration.flow import orchestrate
@@ -115,8 +115,23 @@ def coordinator_pod() -> Manifest:
             ],
             "volumes": [
                 {"name": "tmp", "emptyDir": {}},
-                {"name": "kube-api-access-abcde", "projected": {"sources": []}},
-                {"name": "aws-iam-token", "projected": {"sources": []}},
+                {
+                    "name": "kube-api-access-abcde",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                            {"configMap": {"name": "kube-root-ca.crt"}},
+                        ]
+                    },
+                },
+                {
+                    "name": "aws-iam-token",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"audience": "sts.amazonaws.com", "path": "t"}}
+                        ]
+                    },
+                },
             ],
         },
     }
@@ -266,6 +281,11 @@ async def run(
     return code, controller
 
 
+def owner_of(meta: Manifest) -> OwnerRef:
+    (o,) = meta["ownerReferences"]
+    return OwnerRef(o["name"], o["uid"], o["kind"], o["apiVersion"])
+
+
 def creates(emulator: kmock.KubernetesEmulator) -> int:
     return len(emulator[kmock.action.CREATE, kmock.resource("batch/v1/jobs")])
 
@@ -290,6 +310,7 @@ async def test_created_job_spec_field_by_field(
         {"apiVersion": "batch/v1", "kind": "Job", "name": COORDINATOR_JOB, "uid": COORDINATOR_UID}
     ]
     assert meta["labels"] == {
+        "helm.sh/chart": "aion-ingest-0.1.0",  # every label of the pod reaches the workers
         "app.kubernetes.io/name": "aion-ingest",
         "app.kubernetes.io/instance": "nightly",
         "app.kubernetes.io/version": "0.1.0",
@@ -297,7 +318,11 @@ async def test_created_job_spec_field_by_field(
         "app.kubernetes.io/managed-by": "aion-ingest-coordinator",
         "aion-ingest/run-id": COORDINATOR_JOB,
     }
-    assert meta["annotations"] == {"aion-ingest/run-id": COORDINATOR_JOB}
+    assert meta["annotations"] == {
+        "aion-ingest/run-id": COORDINATOR_JOB,
+        "aion-ingest/coordinator-uid": COORDINATOR_UID,  # who created it: a rerun is another
+        "aion-ingest/template-digest": template_digest(job["spec"], owner_of(meta)),
+    }
 
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed"
