@@ -48,5 +48,7 @@ fi
 ln -sf ../hadolint/bin/hadolint "$BIN/hadolint"
 
 "$BIN/helm" version --short
-"$BIN/kubectl" version --client=true 2>/dev/null | head -1
+# not `| head -1`: under pipefail, kubectl writing on after head exits fails the script (SIGPIPE)
+kubectl_version=$("$BIN/kubectl" version --client=true 2>/dev/null)
+echo "${kubectl_version%%$'\n'*}"
 "$BIN/hadolint" --version
