@@ -74,14 +74,13 @@ def test_every_supported_format_is_accepted(sandbox, name, data, media, doc_type
         ("a.csv", b"a,b\n1,2\n"),
     ],
 )
-def test_unsupported_files_get_415_in_the_nested_shape(sandbox, name, data):
+def test_unsupported_files_get_422_as_the_spec_declares(sandbox, name, data):
     with sandbox.client() as c:
         r = c.post(STREAM, files={"file": (name, data)})
-    assert r.status_code == 415
-    err = r.json()
-    assert err["error"]["code"] == "UNSUPPORTED_FILE_TYPE"
-    assert "JPEG" in err["error"]["message"]
-    assert err["request_id"] == r.headers["x-request-id"]
+    assert r.status_code == 422
+    [detail] = r.json()["detail"]
+    assert detail["loc"] == ["body", "file"] and detail["type"] == "unsupported_file_type"
+    assert "Unsupported file type" in detail["msg"] and "JPEG" in detail["msg"]
     assert sandbox.files() == []
 
 
