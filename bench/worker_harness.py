@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 API_KEY = "aion_sandbox_key"
+ADMIN_KEY = "aion_bench_admin_key"  # the sandbox's /_sandbox/* endpoints want their own key
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -128,8 +129,9 @@ def rclone(root: Path) -> Iterator[tuple[str, int]]:
 @contextlib.contextmanager
 def sandbox(*flags: str) -> Iterator[tuple[str, int]]:
     """The sandbox (``--store none`` plus ``flags``) in its own process: (/api/v2 URL, pid)."""
+    command = [PYTHON, "-m", "ingest", "sandbox", "--store", "none", "--port", "0"]
     proc = subprocess.Popen(
-        [PYTHON, "-m", "ingest", "sandbox", "--store", "none", "--port", "0", *flags],
+        [*command, "--admin-key", ADMIN_KEY, *flags],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -151,7 +153,8 @@ def admin(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """A sandbox admin call (``/_sandbox/...``): GET, or POST with a JSON body."""
     url = api.removesuffix("/api/v2") + path
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_KEY}"}
+    req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
 

@@ -6,7 +6,8 @@ apply them: find the route (404/405) → Bearer auth (401) → the per-key tier 
 fault → added latency → the handler. ``X-Request-ID`` is echoed (or made up) on every
 answer and copied into error bodies.
 
-Admin endpoints (no auth; loopback demos and tests only)::
+Admin endpoints, behind their own Bearer key (``--admin-key``, else a random one printed at
+start), so that an API client of a staging sandbox cannot reset it or inject faults::
 
     GET  /_sandbox/faults        the live faults, JSON
     POST /_sandbox/faults        change some of them: {"error_rate": 0.1, "seed": 7, ...}
@@ -14,7 +15,8 @@ Admin endpoints (no auth; loopback demos and tests only)::
     GET  /_sandbox/stats         requests by status, 429s, drops, uploads, bytes
     GET  /_sandbox/files         every stored file (with its sha256), oldest first
     PUT  /_sandbox/upload/{token}?X-Sandbox-Expires=..&X-Sandbox-Signature=..
-                                 where presigned upload URLs point
+                                 where presigned upload URLs point (no key: the URL is
+                                 signed, as S3's are)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import hmac
 import re
 import secrets
 import uuid
@@ -79,6 +82,17 @@ ROUTES: list[Route] = [
     _route("GET", "/uploads/sessions", queries.list_sessions),
 ]
 _STATIC = {(r.method, r.pattern.pattern[1:-1]): r for r in ROUTES if "(?P" not in r.pattern.pattern}
+
+
+def _style_of(path: str) -> Style:
+    """The error shape for a path no route answered (404, 405): its routes', or its part's.
+
+    The spec declares the flat shape for ``/user-files`` (except the two stream uploads).
+    """
+    for r in ROUTES:
+        if r.pattern.match(path):
+            return r.style
+    return "flat" if path.startswith("/api/v2/user-files/") else "nested"
 
 
 class Stats:
@@ -163,20 +177,25 @@ class Sandbox:
         route = _STATIC.get((req.method, req.path))
         if route is not None:
             return route
-        allowed = False
+        allowed: list[str] = []
         for r in ROUTES:
             m = r.pattern.match(req.path)
             if m is not None:
                 if r.method == req.method:
                     req.params = m.groupdict()
                     return r
-                allowed = True
+                allowed.append(r.method)
         if allowed:
-            raise ApiError(405, "METHOD_NOT_ALLOWED", f"{req.method} is not allowed on {req.path}")
+            raise ApiError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"{req.method} is not allowed on {req.path}: use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         raise ApiError(404, "NOT_FOUND", f"no endpoint {req.method} {req.path}")
 
     async def _api(self, req: Request, send: Send) -> int:
-        style: Style = "nested"
+        style: Style | None = None
         try:
             route = self._match(req)
             style = route.style
@@ -191,7 +210,7 @@ class Sandbox:
                 await asyncio.sleep(latency / 1000.0)
             doc = await route.handler(self, req)
         except (ApiError, ValidationFailed) as exc:
-            return await self._error(send, req, exc, style)
+            return await self._error(send, req, exc, style or _style_of(req.path))
         return await self._respond(send, req, 200, doc)
 
     def _authenticate(self, req: Request) -> None:
@@ -204,6 +223,19 @@ class Sandbox:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         req.api_key = key.strip()
+
+    def _authenticate_admin(self, req: Request) -> None:
+        scheme, _, key = req.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            key.strip().encode(), self.options.admin_key.encode()
+        ):
+            raise ApiError(
+                401,
+                "UNAUTHORIZED",
+                "the admin endpoints want 'Authorization: Bearer <admin key>': the key the "
+                "sandbox printed at start, or its --admin-key (SANDBOX_ADMIN_KEY)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def _limit(self, req: Request) -> None:
         wait = self.faults.tier_limited(req.api_key)
@@ -239,6 +271,7 @@ class Sandbox:
             if path.startswith("/_sandbox/upload/") and method == "PUT":
                 headers = await presigned.put_object(self, req, path.rsplit("/", 1)[-1])
                 return await self._respond(send, req, 200, {}, headers=headers)
+            self._authenticate_admin(req)
             if path == "/_sandbox/faults" and method == "GET":
                 return await self._respond(send, req, 200, self.faults.faults.to_dict())
             if path == "/_sandbox/faults" and method == "POST":
@@ -291,7 +324,3 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-def build_app(options: SandboxOptions) -> Sandbox:
-    return Sandbox(options)

@@ -65,5 +65,11 @@ def missing(loc: list[str | int]) -> ValidationFailed:
     return ValidationFailed.one(loc, "Field required", "missing")
 
 
+def unsupported(loc: list[str | int], message: str) -> ValidationFailed:
+    """A file type outside the supported formats: 422, as the spec declares for every upload
+    operation (not 415, which it never mentions)."""
+    return ValidationFailed.one(loc, message, "unsupported_file_type")
+
+
 def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", f"{what} {ident} not found", {"id": ident})

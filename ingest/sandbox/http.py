@@ -8,7 +8,9 @@ because that is what the real API, a FastAPI app, sends.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -20,8 +22,13 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_TRUE = {"true", "1", "yes", "on", "t", "y"}
-_FALSE = {"false", "0", "no", "off", "f", "n"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# RFC 3339 date-time, as the spec's ``format: date-time`` means it (a zone is required)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# Only the spellings of a JSON boolean: the spec types these fields `boolean`, and every
+# client sends true/false ("True" from Python's requests)
+_TRUE = {"true"}
+_FALSE = {"false"}
 
 
 class Disconnected(Exception):
@@ -139,18 +146,70 @@ class Request:
             )
         return value
 
-    def q_bool(self, name: str, default: bool) -> bool:
+    def q_bool(self, name: str, default: bool | None) -> bool | None:
         raw = self.q_str(name)
         return default if raw is None else parse_bool(raw, ["query", name])
 
+    def q_choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        raw = self.q_str(name)
+        return default if raw is None else check_choice(raw, allowed, ["query", name])
+
+    def q_uuids(self, name: str) -> list[str]:
+        """Every value of a repeated UUID parameter (``ids=..&ids=..``), checked."""
+        values = self.query.get(name, [])
+        for i, raw in enumerate(values):
+            check_uuid(raw, ["query", name, i] if len(values) > 1 else ["query", name])
+        return values
+
+    def q_datetime(self, name: str) -> dt.datetime | None:
+        raw = self.q_str(name)
+        if raw is None:
+            return None
+        match = _DATE_TIME.match(raw)
+        when = None
+        if match is not None:
+            # a leap second (":60") is valid RFC 3339 that Python cannot hold: one second less
+            text = (
+                raw
+                if match.group(1) != "60"
+                else raw[: match.start(1)] + "59" + raw[match.end(1) :]
+            )
+            try:
+                when = dt.datetime.fromisoformat(text.upper())
+            except ValueError:
+                when = None
+        if when is None:
+            raise ValidationFailed.one(
+                ["query", name], "Input should be a valid datetime (RFC 3339)", "datetime_parsing"
+            )
+        return when
+
+
+def check_choice(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> str:
+    """``raw`` if it is one of ``allowed``; a 422 as pydantic words a Literal otherwise."""
+    if raw not in allowed:
+        raise ValidationFailed.one(
+            loc, f"Input should be {' or '.join(repr(a) for a in allowed)}", "literal_error"
+        )
+    return raw
+
+
+def check_uuid(raw: str, loc: list[str | int]) -> str:
+    if not _UUID.match(raw):
+        raise ValidationFailed.one(loc, "Input should be a valid UUID", "uuid_parsing")
+    return raw
+
 
 def parse_bool(raw: str, loc: list[str | int]) -> bool:
-    low = raw.strip().lower()
+    low = raw.lower()
     if low in _TRUE:
         return True
     if low in _FALSE:
         return False
     raise ValidationFailed.one(loc, "Input should be a valid boolean", "bool_parsing")
+
+
+_ABSENT: Any = object()
 
 
 class Body:
@@ -163,15 +222,24 @@ class Body:
         self.doc: dict[str, Any] = doc
 
     def _get(self, name: str, required: bool) -> Any:
-        if name not in self.doc or (self.doc[name] is None and required):
+        """The raw value; ``_ABSENT`` when the key is missing (and may be)."""
+        if name not in self.doc:
             if required:
                 raise missing([*self.loc, name])
-            return None
+            return _ABSENT
         return self.doc[name]
 
-    def text(self, name: str, required: bool = True, default: str | None = None) -> Any:
+    def text(
+        self,
+        name: str,
+        required: bool = True,
+        default: str | None = None,
+        *,
+        nullable: bool = False,
+    ) -> Any:
+        """A string; ``null`` only where the spec says ``anyOf [string, null]`` (nullable)."""
         value = self._get(name, required)
-        if value is None:
+        if value is _ABSENT or (value is None and nullable):
             return default
         if not isinstance(value, str):
             raise ValidationFailed.one(
@@ -181,8 +249,11 @@ class Body:
 
     def integer(self, name: str, required: bool = True, *, gt: int | None = None) -> Any:
         value = self._get(name, required)
-        if value is None:
+        if value is _ABSENT:
             return None
+        # JSON Schema (and pydantic) count 3.0 as an integer
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValidationFailed.one(
                 [*self.loc, name], "Input should be a valid integer", "int_type"
@@ -195,11 +266,22 @@ class Body:
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name, False)
-        if value is None:
+        if value is _ABSENT:
             return default
         if not isinstance(value, bool):
             raise ValidationFailed.one(
                 [*self.loc, name], "Input should be a valid boolean", "bool_type"
+            )
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        """An optional JSON object (``null`` allowed)."""
+        value = self._get(name, False)
+        if value is _ABSENT or value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValidationFailed.one(
+                [*self.loc, name], "Input should be a valid dictionary", "dict_type"
             )
         return value
 

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import os
 import tempfile
-import uuid
 from pathlib import Path
 from typing import IO, Any
 
@@ -283,7 +282,3 @@ def new_sink_dir(data_dir: Path) -> Path:
     path = data_dir / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def object_name() -> str:
-    return uuid.uuid4().hex

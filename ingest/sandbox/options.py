@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
+from ingest.errors import ConfigError
 from ingest.sandbox.faults import Faults
 
 Tier = Literal["FREE", "STARTER", "PROFESSIONAL", "ENTERPRISE"]
@@ -29,6 +31,13 @@ TIER_MONTHLY: dict[str, int | None] = {
     "ENTERPRISE": None,
 }
 DEFAULT_API_KEY = "aion_sandbox_key"
+
+
+def new_admin_key() -> str:
+    """A fresh key for the ``/_sandbox/*`` admin endpoints (printed at start)."""
+    return "aion_admin_" + secrets.token_urlsafe(24)
+
+
 MAX_STREAM_BYTES = 100 * 1024 * 1024  # "max 100MB"; the docs' max_size_bytes is 104857600
 
 
@@ -39,6 +48,8 @@ class SandboxOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    #: Bearer key of the admin endpoints (faults, reset, stats, files); never an API key.
+    admin_key: str = dataclasses.field(default_factory=new_admin_key)
     store: Literal["none", "disk"] = "none"
     data_dir: Path | None = None
     tier: Tier = "ENTERPRISE"
@@ -137,6 +148,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"accepted Bearer keys, comma-separated (API_KEYS) [default: {DEFAULT_API_KEY}]",
     )
     g.add_argument(
+        "--admin-key",
+        default=_env("ADMIN_KEY"),
+        help="Bearer key for the /_sandbox/* admin endpoints (faults, reset, stats, files) "
+        "(ADMIN_KEY) [default: a new random key, printed at start]",
+    )
+    g.add_argument(
         "--store",
         type=_store,
         default=_env("STORE", "none"),
@@ -189,10 +206,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> SandboxOptions:
     tier: str = args.preset or args.tier
+    admin_key = (args.admin_key or "").strip() or new_admin_key()
+    if admin_key in args.api_keys:
+        raise ConfigError(
+            "sandbox: --admin-key is one of the --api-keys: give the admin endpoints a key of "
+            "their own"
+        )
     return SandboxOptions(
         host=args.host,
         port=int(args.port),
         api_keys=tuple(args.api_keys),
+        admin_key=admin_key,
         store=args.store,
         data_dir=args.data_dir,
         tier=tier,  # type: ignore[arg-type]

@@ -22,11 +22,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.sandbox.errors import ApiError, ValidationFailed, not_found
+from ingest.sandbox.errors import ApiError, ValidationFailed, not_found, unsupported
 from ingest.sandbox.http import Body, Request
 from ingest.sandbox.multipart import (
     HEAD_BYTES,
-    SUPPORTED_EXTENSIONS,
     SUPPORTED_MIMES,
     SUPPORTED_TEXT,
     DropConnection,
@@ -74,7 +73,9 @@ class FileSpec:
         self.filename: str = body.text("filename")
         self.content_type: str = body.text("content_type")
         self.size_bytes: int = body.integer("size_bytes", gt=0)
-        self.idempotency_key: str | None = body.text("idempotency_key", required=False)
+        self.idempotency_key: str | None = body.text(
+            "idempotency_key", required=False, nullable=True
+        )
         self.storage_target: str = body.choice("storage_target", TARGETS, "default")
         self.loc = body.loc
 
@@ -82,24 +83,19 @@ class FileSpec:
         return (self.filename, self.content_type, self.size_bytes, self.storage_target)
 
     def check(self, sb: Sandbox) -> None:
-        ext = os.path.splitext(self.filename)[1].lower()
-        if self.content_type.lower() not in SUPPORTED_MIMES or (
-            ext and ext not in SUPPORTED_EXTENSIONS
-        ):
-            raise ApiError(
-                415,
-                "UNSUPPORTED_FILE_TYPE",
+        # the declared type here; the bytes (and the name's extension) at confirm
+        if self.content_type.lower() not in SUPPORTED_MIMES:
+            raise unsupported(
+                [*self.loc, "content_type"],
                 f"Unsupported file type {self.content_type!r} ({self.filename!r}). "
                 f"Supported formats: {SUPPORTED_TEXT}",
-                {"filename": self.filename, "content_type": self.content_type},
             )
         limit = sb.options.presign_max_bytes
-        if self.size_bytes > limit:
-            raise ApiError(
-                413,
-                "FILE_TOO_LARGE",
-                f"{self.filename!r} is over the {limit} byte limit of a presigned upload",
-                {"max_size_bytes": limit},
+        if self.size_bytes > limit:  # as a pydantic `le` would say it
+            raise ValidationFailed.one(
+                [*self.loc, "size_bytes"],
+                f"Input should be less than or equal to {limit} (the presigned upload limit)",
+                "less_than_equal",
             )
 
 
@@ -258,7 +254,7 @@ def finalize(sb: Sandbox, p: Presign, size_bytes: int, checksum: str | None) -> 
         raise ApiError(400, "CHECKSUM_MISMATCH", "checksum differs from the received bytes")
     fmt = sniff(p.head, p.filename)
     if isinstance(fmt, str):
-        raise ApiError(415, "UNSUPPORTED_FILE_TYPE", f"Unsupported file type: {fmt}")
+        raise unsupported(["body", "object_key"], f"Unsupported file type: {fmt}")
     if sb.store.remaining(sb.options.monthly_limit) == 0:
         raise quota_error(sb)
     assert p.image_id is not None and p.sha256 is not None
@@ -285,8 +281,8 @@ async def confirm(sb: Sandbox, req: Request) -> dict[str, Any]:
     body = Body(await req.json())
     object_key: str = body.text("object_key")
     size_bytes: int = body.integer("size_bytes", gt=0)
-    checksum: str | None = body.text("checksum", required=False)
-    body.text("content_type", required=False)
+    checksum: str | None = body.text("checksum", required=False, nullable=True)
+    body.text("content_type", required=False, nullable=True)
     p = sb.store.presigns.get(object_key)
     if p is None:
         raise not_found("upload", object_key)
@@ -304,6 +300,7 @@ async def batch_prepare(sb: Sandbox, req: Request) -> dict[str, Any]:
     raw = body.items("files", min_items=1, max_items=BATCH_MAX)
     body.choice("intent", INTENTS, None)
     body.choice("verification_level", LEVELS, "standard")
+    body.mapping("additional_params")
     specs = [FileSpec(Body(doc, ["body", "files", i])) for i, doc in enumerate(raw)]
     keys = [s.idempotency_key for s in specs]
     batch_key = "|".join(k for k in keys if k) if all(keys) else None
@@ -369,8 +366,8 @@ async def batch_confirm(sb: Sandbox, req: Request) -> dict[str, Any]:
                 c.text("object_key"),
                 _required_bool(c, "success"),
                 c.integer("file_size", gt=0),
-                c.text("checksum", required=False),
-                c.text("error_message", required=False),
+                c.text("checksum", required=False, nullable=True),
+                c.text("error_message", required=False, nullable=True),
             )
         )
     session = sb.store.sessions.get(batch_id)
@@ -389,7 +386,7 @@ async def batch_confirm(sb: Sandbox, req: Request) -> dict[str, Any]:
             if not success:
                 raise ApiError(400, "CLIENT_FAILED", error_message or "the client reported failure")
             f = finalize(sb, p, size, checksum)
-        except ApiError as exc:
+        except (ApiError, ValidationFailed) as exc:
             failed.append(object_key)
             _record(
                 session,
@@ -400,7 +397,7 @@ async def batch_confirm(sb: Sandbox, req: Request) -> dict[str, Any]:
                     "failed",
                     now(),
                     p.file_index,
-                    error=exc.message,
+                    error=exc.message if isinstance(exc, ApiError) else str(exc),
                 ),
             )
             continue

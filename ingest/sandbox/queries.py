@@ -7,11 +7,10 @@ check what arrived; extra keys are allowed by the spec's schema.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from ingest.sandbox.errors import ApiError, ValidationFailed, not_found
-from ingest.sandbox.http import Body, Request
+from ingest.sandbox.http import Body, Request, check_uuid
 from ingest.sandbox.store import TENANT_ID, Session, StoredFile, iso, now
 
 if TYPE_CHECKING:
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
 RECENT = 10
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 SORT_FIELDS = ("created_at", "content_created_at", "title", "size_bytes")
+SEARCH_MODES = ("all", "metadata", "visible_text")
 
 
 async def quota_check(sb: Sandbox, req: Request) -> dict[str, Any]:
@@ -86,14 +86,8 @@ async def upload_status(sb: Sandbox, req: Request) -> dict[str, Any]:
 
 
 def _session(sb: Sandbox, req: Request) -> Session:
-    raw = req.params["session_id"]
-    try:
-        uuid.UUID(raw)
-    except ValueError:
-        raise ValidationFailed.one(
-            ["path", "session_id"], "Input should be a valid UUID", "uuid_parsing"
-        ) from None
-    s = sb.store.sessions.get(raw)
+    raw = check_uuid(req.params["session_id"], ["path", "session_id"])
+    s = sb.store.sessions.get(raw.lower())
     if s is None:
         raise not_found("session", raw)
     return s
@@ -248,13 +242,19 @@ def _user_file(f: StoredFile) -> dict[str, Any]:
 
 
 async def list_user_files(sb: Sandbox, req: Request) -> dict[str, Any]:
+    """The spec's filters, each validated as typed; the sandbox has no descriptions, no
+    video and no folders, so ``has_description=true`` and ``folder_id`` match nothing."""
     limit = req.q_int("limit", 20, ge=1, le=100)
     offset = req.q_int("offset", 0, ge=0)
-    sort_by = req.q_str("sort_by") or "content_created_at"
-    if sort_by not in SORT_FIELDS:
-        raise ApiError(400, "INVALID_SORT", f"sort_by must be one of {', '.join(SORT_FIELDS)}")
+    sort_by = req.q_choice("sort_by", SORT_FIELDS, "content_created_at")
     descending = (req.q_str("sort_order") or "desc").lower() != "asc"
-    ids = set(req.query.get("ids", []))
+    req.q_choice("search_mode", SEARCH_MODES, "all")
+    has_description = req.q_bool("has_description", None)
+    since, until = req.q_datetime("date_from"), req.q_datetime("date_to")
+    folder = req.q_str("folder_id")
+    if folder is not None:
+        check_uuid(folder, ["query", "folder_id"])
+    ids = {i.lower() for i in req.q_uuids("ids")}
     tags = set(req.query.get("tags", []))
     media = set(req.query.get("media_types", []))
     search = (req.q_str("search") or "").lower()
@@ -265,6 +265,10 @@ async def list_user_files(sb: Sandbox, req: Request) -> dict[str, Any]:
         and (not tags or tags & set(f.tags))
         and (not media or f.media_type in media)
         and (not search or search in (f.title or "").lower() or search in f.filename.lower())
+        and not has_description
+        and folder is None
+        and (since is None or f.created_at >= since)
+        and (until is None or f.created_at <= until)
     ]
 
     def key(f: StoredFile) -> Any:

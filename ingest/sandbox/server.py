@@ -71,7 +71,8 @@ def describe(options: SandboxOptions, url: str) -> str:
         f"  tier {options.tier}: {options.batch_limit} files per stream-batch, "
         f"quota {'unlimited' if quota is None else quota}/month, "
         f"rate limit {'off' if rpm is None else f'{rpm}/min per key'}, store {options.store}\n"
-        f"  admin: {url}/_sandbox/faults, /_sandbox/stats, /_sandbox/reset"
+        f"  admin key: {options.admin_key} (Bearer, for {url}/_sandbox/faults, "
+        "/_sandbox/stats, /_sandbox/reset, /_sandbox/files)"
     )
 
 

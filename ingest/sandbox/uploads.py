@@ -1,7 +1,7 @@
 """The two recommended endpoints: ``upload/stream`` and ``upload/stream-batch``.
 
 Checks follow FastAPI's order: form fields first (422), then the endpoint's own limits
-(413 too big or too many files, 415 unsupported, 402 quota). A batch is all or nothing
+(413 too big or too many files, 422 unsupported, 402 quota). A batch is all or nothing
 at the request level (too many files), file by file otherwise: a bad file becomes a
 ``rejections`` entry and the others go on.
 """
@@ -12,8 +12,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ingest.sandbox.errors import ApiError, ValidationFailed, missing
-from ingest.sandbox.http import Request, parse_bool
+from ingest.sandbox.errors import ApiError, ValidationFailed, missing, unsupported
+from ingest.sandbox.http import Request, check_choice, parse_bool
 from ingest.sandbox.multipart import SUPPORTED_TEXT, FilePart, Form, Format, parse_form, sniff
 from ingest.sandbox.store import TENANT_ID, SessionResult, StoredFile, now
 
@@ -59,19 +59,11 @@ class UploadFields:
         self, fields: dict[str, list[str]], name: str, allowed: tuple[str, ...], default: str
     ) -> str:
         raw = self._one(fields, name)
-        if raw is None:
-            return default
-        if raw not in allowed:
-            raise ValidationFailed.one(
-                ["body", name],
-                f"Input should be {' or '.join(repr(a) for a in allowed)}",
-                "literal_error",
-            )
-        return raw
+        return default if raw is None else check_choice(raw, allowed, ["body", name])
 
 
 def check_file(sb: Sandbox, part: FilePart) -> Format:
-    """The part's format, or the ApiError a single stream upload answers with."""
+    """The part's format, or the error a single stream upload answers with."""
     if part.too_large:
         limit = sb.options.max_stream_bytes
         raise ApiError(
@@ -87,11 +79,9 @@ def check_file(sb: Sandbox, part: FilePart) -> Format:
         )
     fmt = sniff(part.head, part.filename)
     if isinstance(fmt, str):
-        raise ApiError(
-            415,
-            "UNSUPPORTED_FILE_TYPE",
+        raise unsupported(
+            ["body", part.field],
             f"Unsupported file type: {fmt}. Supported formats: {SUPPORTED_TEXT}",
-            {"filename": part.filename, "supported_formats": SUPPORTED_TEXT.split(", ")},
         )
     return fmt
 
@@ -232,12 +222,13 @@ async def stream_batch(sb: Sandbox, req: Request) -> dict[str, Any]:
                 existing = sb.store.duplicate_of(part.sha256) if fields.skip_duplicates else None
                 if existing is None and sb.store.remaining(sb.options.monthly_limit) == 0:
                     raise quota_error(sb)
-            except ApiError as exc:
+            except (ApiError, ValidationFailed) as exc:
+                reason = exc.message if isinstance(exc, ApiError) else str(exc)
                 rejections.append(
                     {
                         "filename": part.filename,
                         "index": index,
-                        "reason": exc.message,
+                        "reason": reason,
                         "retryable": False,
                     }
                 )
@@ -249,7 +240,7 @@ async def stream_batch(sb: Sandbox, req: Request) -> dict[str, Any]:
                         "failed",
                         now(),
                         index,
-                        error=exc.message,
+                        error=reason,
                     )
                 )
                 continue

@@ -188,7 +188,8 @@ async def test_rejections_raise_per_item(
     assert too_big.value.status == 413
     with pytest.raises(ItemRejected) as unsupported:
         await api.upload_stream(text("photo.heic", "not an image"))
-    assert unsupported.value.status == 415
+    assert unsupported.value.status == 422  # as the spec declares (no 415)
+    assert "unsupported file type" in str(unsupported.value).lower()
     assert attempts_of(unsupported.value) == 1
     assert sb.files() == []
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.sandbox.files import jpeg, png
@@ -149,3 +150,37 @@ def test_the_documents_curl_examples(running, tmp_path):
         "skipped_files", "pending_files", "progress_percentage", "created_at",
         "recent_completions", "recent_errors", "results_url", "websocket_channel",
     }  # fmt: skip
+
+
+def test_admin_key_is_printed_required_and_kept_apart_from_api_keys():
+    env = {**os.environ, "SANDBOX_ADMIN_KEY": "aion_admin_test"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(5)]
+        base = lines[0].split()[-1].removesuffix("/api/v2")
+        assert "admin key: aion_admin_test (Bearer" in lines[4]
+        stats = f"{base}/_sandbox/stats"
+        assert httpx.get(stats).status_code == 401
+        assert httpx.get(stats, headers={"Authorization": "Bearer aion_sandbox_key"}).is_error
+        r = httpx.get(stats, headers={"Authorization": "Bearer aion_admin_test"})
+        assert r.status_code == 200 and r.json()["requests"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    same = subprocess.run(
+        [sys.executable, "-m", "ingest", "sandbox", "--api-keys", "k1,k2", "--admin-key", "k2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert same.returncode == 2
+    assert "--admin-key is one of the --api-keys" in same.stderr
+    assert "Traceback" not in same.stderr

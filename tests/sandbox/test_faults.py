@@ -41,11 +41,36 @@ def test_error_statuses_can_be_narrowed_and_bodies_are_nested(sandbox):
 
 
 def test_bad_fault_settings_are_refused(sandbox):
-    r = httpx.post(f"{sandbox.admin_url}/faults", json={"error_rate": 2})
-    assert r.status_code == 400 and "error_rate" in r.json()["error"]["message"]
-    r = httpx.post(f"{sandbox.admin_url}/faults", json={"no_such_fault": 1})
-    assert r.status_code == 400 and "no_such_fault" in r.json()["error"]["message"]
-    assert httpx.get(f"{sandbox.admin_url}/faults").json()["error_rate"] == 0.0
+    with httpx.Client(base_url=sandbox.admin_url, headers=sandbox.admin_headers) as admin:
+        r = admin.post("/faults", json={"error_rate": 2})
+        assert r.status_code == 400 and "error_rate" in r.json()["error"]["message"]
+        r = admin.post("/faults", json={"no_such_fault": 1})
+        assert r.status_code == 400 and "no_such_fault" in r.json()["error"]["message"]
+        assert admin.get("/faults").json()["error_rate"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/faults"), ("POST", "/faults"), ("POST", "/reset"), ("GET", "/stats"),
+     ("GET", "/files")],
+)  # fmt: skip
+def test_admin_endpoints_want_the_admin_key(sandbox, method, path):
+    with sandbox.client() as c:
+        c.post(STREAM, files={"file": ("a.jpg", jpeg())}).raise_for_status()
+    wrong = [{}, sandbox.headers, {"Authorization": "Bearer not-the-admin-key"}]
+    for headers in wrong:  # none, the API key, a wrong key
+        r = httpx.request(
+            method, f"{sandbox.admin_url}{path}", headers=headers, json={"error_rate": 1.0}
+        )
+        assert r.status_code == 401, (headers, r.text)
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "admin key" in r.json()["error"]["message"]
+    assert len(sandbox.files()) == 1  # nothing was reset
+    assert sandbox.app.faults.faults.error_rate == 0.0  # nor any fault set
+    r = httpx.request(
+        method, f"{sandbox.admin_url}{path}", headers=sandbox.admin_headers, json={"seed": 1}
+    )
+    assert r.status_code == 200, r.text
 
 
 def test_tier_rate_limit_answers_429_with_retry_after(sandbox_factory):

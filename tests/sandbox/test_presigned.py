@@ -92,12 +92,14 @@ def test_idempotency_same_key_same_answer_different_request_409(sandbox):
 
 
 def test_presigned_request_validation(sandbox):
-    with sandbox.client() as c:
+    with sandbox.client() as c, sandbox.expect_violations():
         unsupported = _request(c, filename="a.exe", content_type="application/x-msdownload")
-        with sandbox.expect_violations():
-            zero = _request(c, size_bytes=0)
-            missing = c.post("/uploads/request-presigned-url", json={"filename": "a.jpg"})
-    assert unsupported.status_code == 415
+        zero = _request(c, size_bytes=0)
+        missing = c.post("/uploads/request-presigned-url", json={"filename": "a.jpg"})
+        huge = _request(c, size_bytes=5 * 1024**3 + 1)
+    assert unsupported.status_code == 422
+    assert unsupported.json()["detail"][0]["loc"] == ["body", "content_type"]
+    assert huge.status_code == 422 and huge.json()["detail"][0]["type"] == "less_than_equal"
     assert zero.status_code == 422 and zero.json()["detail"][0]["type"] == "greater_than"
     assert {d["loc"][-1] for d in missing.json()["detail"]} <= {"content_type", "size_bytes"}
 
