@@ -129,7 +129,8 @@ class Uploader:
         while pairs:
             for _, t in pairs:
                 t.route = Route.BATCH.value
-            specs = [self.spec(p, t) for p, t in pairs]
+            opened: list[Transfer] = []  # in the order the body opened them
+            specs = [_noting_open(self.spec(p, t), t, opened) for p, t in pairs]
             try:
                 async with slot:
                     r = await self.client.upload_stream_batch(
@@ -141,9 +142,10 @@ class Uploader:
                         storage_target=w.storage_target,
                     )
             except SourceItemError as exc:
-                # Which file broke the body: the one whose read stopped short.
-                bad = [pt for pt in pairs if pt[1].bytes_sent < pt[0].item.size]
-                culprit = bad[0] if bad else pairs[0]
+                # Which file broke the body: the body reads its files one after the
+                # other, so the last one opened (a 0-byte file that fails to open has
+                # sent all of its 0 bytes: counting bytes cannot tell).
+                culprit = next((pt for pt in pairs if opened and pt[1] is opened[-1]), pairs[0])
                 _failed(culprit[1], exc)
                 pairs = [pt for pt in pairs if pt is not culprit]
                 continue
@@ -200,6 +202,17 @@ class Uploader:
                 # The API accepted the request but named no result for this file: record
                 # it as failed so the report says so; a rerun re-sends it harmlessly.
                 t.finish(Outcome.FAILED, reason="no per-file result in the session", attempts=1)
+
+
+def _noting_open(spec: FileSpec, t: Transfer, opened: list[Transfer]) -> FileSpec:
+    """``spec`` appending ``t`` to ``opened`` each time the request body opens it."""
+    inner = spec.open
+
+    async def opener() -> ByteStream:
+        opened.append(t)
+        return await inner()
+
+    return dataclasses.replace(spec, open=opener)
 
 
 def _all_accounted(pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadResponse) -> bool:
