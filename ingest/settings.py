@@ -247,6 +247,12 @@ class WorkerSettings(_Group):
     flush_items: int = Field(
         500, ge=1, description="Write results and the checkpoint after this many outcomes."
     )
+    stop_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds after SIGTERM when the worker exits (143) whatever still runs; "
+        "keep it under the pod's terminationGracePeriodSeconds (30 by default).",
+    )
 
 
 class KubernetesSettings(_Group):
