@@ -77,6 +77,7 @@ class ApiEdge:
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.pacer = pacer
         self._http = build_http_client(settings, transport=transport)
+        self.request_deadline = settings.request_deadline
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -192,10 +193,21 @@ class ApiEdge:
         ``shown`` is how the target appears in messages (a path, or a redacted URL).
         """
         started = time.monotonic()
+        deadline = asyncio.timeout(self.request_deadline)
         try:
-            response = await self._http.request(
-                method, url, params=params, content=content, headers=headers
+            async with deadline:
+                response = await self._http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+        except TimeoutError as exc:
+            if body is not None and body.error is not None:
+                raise body.error from None
+            what = (
+                f"no complete answer within request_deadline ({self.request_deadline:g}s)"
+                if deadline.expired()
+                else describe_transport_error(exc)
             )
+            raise RetryableError(f"{what} at {shown}", request_id=request_id) from None
         except _NETWORK_ERRORS as exc:
             if body is not None and body.error is not None:
                 raise body.error from None  # the source failed, not the network
