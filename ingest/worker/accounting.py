@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from ingest.items import Item, ItemResult, Outcome
+from ingest.logs import redact
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 from ingest.worker.tapped import TappedStream
@@ -47,10 +48,13 @@ class Transfer:
         http_status: int | None = None,
         attempts: int | None = None,
     ) -> None:
-        """Record the outcome (the last call wins until the transfer is closed)."""
+        """Record the outcome (the last call wins until the transfer is closed).
+
+        The reason may be a server's text: registered secrets are redacted from it here,
+        before it reaches a results part, the report or a summary."""
         self.outcome = outcome
         self.image_id = image_id
-        self.reason = reason
+        self.reason = None if reason is None else redact(reason)
         self.http_status = http_status
         if attempts is not None:
             self.attempts = attempts
