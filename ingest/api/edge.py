@@ -24,13 +24,19 @@ import aiohttp
 import httpx
 import pydantic
 
-from ingest.api.errors import ApiErrorInfo, classify, parse_error_body, parse_retry_after
+from ingest.api.errors import (
+    ApiErrorInfo,
+    StorageRejected,
+    classify,
+    parse_error_body,
+    parse_retry_after,
+)
 from ingest.api.files import FileBody
 from ingest.api.models import ApiModel
 from ingest.api.multipart import MultipartBody
 from ingest.api.retry import RetryPolicy
 from ingest.api.transport import build_http_client, describe_transport_error
-from ingest.errors import ConfigError, IngestError, ItemRejected, RetryableError
+from ingest.errors import ConfigError, IngestError, RetryableError
 from ingest.logs import redact_url, register_secret
 from ingest.settings import ApiSettings
 
@@ -255,7 +261,7 @@ def _storage_error(response: httpx.Response, shown: str, request_id: str) -> Ing
     if status in {408, 429} or status >= 500:
         info = ApiErrorInfo(code=found.get("Code"), message=found.get("Message"))
         return classify(status, info, endpoint=f"PUT {shown}", request_id=request_id)
-    return ItemRejected(
+    return StorageRejected(
         f"the storage refused the upload to {shown}{said}; the presigned URL may have "
         "expired: the item fails now and a rerun uploads it",
         status=status,

@@ -23,11 +23,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ingest.errors import ConfigError, RetryableError, SourceItemError
-from ingest.items import Item
+from ingest.items import FailureCode, Item
 from ingest.s3.uris import path_from_uri
 from ingest.sources.blocking import fire_and_forget, run_blocking
 from ingest.sources.records import Problems, iso_utc
 from ingest.streams import CHUNK_SIZE, ByteStream
+
+_GONE = FailureCode.SOURCE_GONE.value
+_CHANGED = FailureCode.SOURCE_CHANGED.value
+_UNREADABLE = FailureCode.SOURCE_UNREADABLE.value
 
 
 def file_etag(st: os.stat_result) -> str:
@@ -102,7 +106,9 @@ class LocalSource:
         """The file of ``item``, refusing keys that would leave the root (``../``)."""
         path = (self.root / item.key).resolve()
         if not path.is_relative_to(self.root.resolve()):
-            raise SourceItemError(f"key {item.key!r} leaves the source folder; refused")
+            raise SourceItemError(
+                f"key {item.key!r} leaves the source folder; refused", code=_UNREADABLE
+            )
         return path
 
     async def open(self, item: Item) -> ByteStream:
@@ -110,19 +116,24 @@ class LocalSource:
         try:
             fd, st = await run_blocking(_open_regular, path)
         except FileNotFoundError:
-            raise SourceItemError(f"{path} is gone (deleted since planning?)") from None
+            raise SourceItemError(f"{path} is gone (deleted since planning?)", code=_GONE) from None
         except OSError as exc:
-            raise SourceItemError(f"cannot open {path}: {exc.strerror or exc}") from None
+            raise SourceItemError(
+                f"cannot open {path}: {exc.strerror or exc}", code=_UNREADABLE
+            ) from None
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise SourceItemError(
                 f"{path} is not a regular file any more (a FIFO, device or socket stands "
-                "there now); refused: only regular files are read"
+                "there now); refused: only regular files are read",
+                code=_UNREADABLE,
             )
         f = os.fdopen(fd, "rb", buffering=0)
         if item.etag is not None and file_etag(st) != item.etag:
             f.close()
-            raise SourceItemError(f"{path} changed since planning (mtime or size differs)")
+            raise SourceItemError(
+                f"{path} changed since planning (mtime or size differs)", code=_CHANGED
+            )
         return FileStream(f, st.st_size, str(path), st)
 
     async def aclose(self) -> None:
@@ -177,7 +188,7 @@ class FileStream:
                 chunk = await run_blocking(_read, self._f, min(CHUNK_SIZE, remaining))
                 self._reading = False
                 if not chunk:
-                    raise SourceItemError(f"{self._where} shrank while being read")
+                    raise SourceItemError(f"{self._where} shrank while being read", code=_CHANGED)
                 remaining -= len(chunk)
                 if remaining <= 0:  # before the last chunk goes: a torn body never completes
                     self._check_unchanged()
@@ -201,7 +212,8 @@ class FileStream:
         ):
             raise SourceItemError(
                 f"{self._where} changed during upload (size, mtime or ctime moved while it "
-                "was read); not sent: plan again once it is stable"
+                "was read); not sent: plan again once it is stable",
+                code=_CHANGED,
             )
 
     async def aclose(self) -> None:

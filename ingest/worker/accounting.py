@@ -38,6 +38,7 @@ class Transfer:
     image_id: str | None = None
     reason: str | None = None
     http_status: int | None = None
+    code: str | None = None
 
     def finish(
         self,
@@ -47,6 +48,7 @@ class Transfer:
         reason: str | None = None,
         http_status: int | None = None,
         attempts: int | None = None,
+        code: str | None = None,
     ) -> None:
         """Record the outcome (the last call wins until the transfer is closed).
 
@@ -56,6 +58,7 @@ class Transfer:
         self.image_id = image_id
         self.reason = None if reason is None else redact(reason)
         self.http_status = http_status
+        self.code = None if code is None else str(code)
         if attempts is not None:
             self.attempts = attempts
 
@@ -71,6 +74,7 @@ class Transfer:
             reason=self.reason,
             http_status=self.http_status,
             attempts=self.attempts,
+            code=self.code,
         )
 
 

@@ -25,12 +25,13 @@ from ingest.api.models import (
     UploadSessionResultItem,
 )
 from ingest.errors import ItemRejected, SourceItemError
-from ingest.items import Outcome
+from ingest.items import FailureCode, Outcome
 from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
 from ingest.streams import ByteStream
 from ingest.worker.accounting import Accounting, Transfer
 from ingest.worker.batcher import Pending
+from ingest.worker.failures import failure_code
 from ingest.worker.naming import Route
 from ingest.worker.pacing import Limiter
 from ingest.worker.uploads_api import UploadsApi
@@ -173,7 +174,12 @@ class Uploader:
             else:
                 rejected = by_name.get(rej.filename)
             if rejected is not None:
-                rejected.finish(Outcome.FAILED, reason=rej.reason, attempts=attempts)
+                rejected.finish(
+                    Outcome.FAILED,
+                    reason=rej.reason,
+                    attempts=attempts,
+                    code=FailureCode.REJECTED_IN_BATCH,
+                )
         results: Sequence[StreamBatchFileResult | UploadSessionResultItem]
         if r.immediate_results and len(pairs) <= INLINE_RESULTS_MAX:
             results = r.immediate_results
@@ -194,14 +200,24 @@ class Uploader:
                 t.finish(Outcome.SKIPPED_DUPLICATE, image_id=image_id, attempts=attempts)
             elif res.status == "failed" or getattr(res, "error", None):
                 reason = getattr(res, "error", None) or getattr(res, "error_message", None)
-                t.finish(Outcome.FAILED, reason=reason or "failed", attempts=attempts)
+                t.finish(
+                    Outcome.FAILED,
+                    reason=reason or "failed",
+                    attempts=attempts,
+                    code=FailureCode.PROCESSING_FAILED,
+                )
             else:
                 t.finish(Outcome.UPLOADED, image_id=res.image_id, attempts=attempts)
         for _, t in pairs:
             if t.outcome is None:
                 # The API accepted the request but named no result for this file: record
                 # it as failed so the report says so; a rerun re-sends it harmlessly.
-                t.finish(Outcome.FAILED, reason="no per-file result in the session", attempts=1)
+                t.finish(
+                    Outcome.FAILED,
+                    reason="no per-file result in the session",
+                    attempts=1,
+                    code=FailureCode.NO_RESULT,
+                )
 
 
 def _noting_open(spec: FileSpec, t: Transfer, opened: list[Transfer]) -> FileSpec:
@@ -228,4 +244,10 @@ def _all_accounted(pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadRe
 
 
 def _failed(t: Transfer, exc: ItemRejected | SourceItemError) -> None:
-    t.finish(Outcome.FAILED, reason=exc.message, http_status=exc.status, attempts=attempts_of(exc))
+    t.finish(
+        Outcome.FAILED,
+        reason=exc.message,
+        http_status=exc.status,
+        attempts=attempts_of(exc),
+        code=failure_code(exc),
+    )
