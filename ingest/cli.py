@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest import __version__
 from ingest.errors import ConfigError, ExitCode, IngestError
-from ingest.logs import register_secret, setup_logging
+from ingest.logs import redact, register_secret, setup_logging
 from ingest.settings import Settings, iter_fields, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.log.format, settings.log.level)
         return func(args, settings)
     except IngestError as exc:
-        print(f"aion-ingest: {exc}", file=sys.stderr)
+        print(redact(f"aion-ingest: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130

@@ -13,12 +13,16 @@ state store), by what the caller should do about them::
      └── StateConflict      a conditional write lost a race     → a newer writer owns the shard
 
 Foreign exceptions (httpx, botocore, OSError) never cross a layer boundary: each edge
-translates them with ``raise ... from``. Messages never contain secrets.
+translates them with ``raise ... from``. Messages never contain secrets: a registered
+secret (the API key) that a server echoed into its error text is replaced by ``***`` when
+the error is made, so no report row, results part or console line can carry it.
 """
 
 from __future__ import annotations
 
 import enum
+
+from ingest.logs import redact
 
 
 class ExitCode(enum.IntEnum):
@@ -46,6 +50,7 @@ class IngestError(Exception):
         code: str | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.status = status

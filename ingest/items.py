@@ -60,6 +60,25 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
 
 
+class FailureCode(enum.StrEnum):
+    """Why an item failed, for machines (the report's ``code``; ``reason`` is for people).
+
+    ``http_status`` goes with the codes the API or the storage answered with a status of
+    their own; a refusal inside a stream-batch answer has none (the request was a 200).
+    """
+
+    REJECTED = "rejected"  # the API refused the file (400/422...; see http_status)
+    TOO_LARGE = "too_large"  # 413
+    UNSUPPORTED_TYPE = "unsupported_type"  # 415
+    REJECTED_IN_BATCH = "rejected_in_batch"  # listed among a stream-batch's rejections
+    PROCESSING_FAILED = "processing_failed"  # accepted, then failed on the server
+    NO_RESULT = "no_result"  # the session's results named no outcome for it
+    STORAGE_REJECTED = "storage_rejected"  # the presigned PUT was refused
+    SOURCE_GONE = "source_gone"  # deleted since planning
+    SOURCE_CHANGED = "source_changed"  # changed since planning, or while it was read
+    SOURCE_UNREADABLE = "source_unreadable"  # cannot be read: access, archive, not a file
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Item:
     """One source object.
@@ -94,3 +113,4 @@ class ItemResult:
     reason: str | None = None
     http_status: int | None = None
     attempts: int = 0
+    code: str | None = None  # a FailureCode value on failed outcomes

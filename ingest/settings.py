@@ -68,6 +68,13 @@ class ApiSettings(_Group):
     read_timeout: float = Field(
         300.0, gt=0, description="Seconds to wait for a response or the next body chunk."
     )
+    request_deadline: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds one request may take in all, body sent and answer read; past "
+        "it the request is retried like a timeout (a server trickling its answer byte by "
+        "byte never trips read_timeout). Keep it above your largest upload's send time.",
+    )
     max_attempts: int = Field(
         6, ge=1, description="Attempts per request, the first included, for retryable errors."
     )
@@ -246,6 +253,12 @@ class WorkerSettings(_Group):
     )
     flush_items: int = Field(
         500, ge=1, description="Write results and the checkpoint after this many outcomes."
+    )
+    stop_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds after SIGTERM when the worker exits (143) whatever still runs; "
+        "keep it under the pod's terminationGracePeriodSeconds (30 by default).",
     )
 
 

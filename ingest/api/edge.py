@@ -24,13 +24,19 @@ import aiohttp
 import httpx
 import pydantic
 
-from ingest.api.errors import ApiErrorInfo, classify, parse_error_body, parse_retry_after
+from ingest.api.errors import (
+    ApiErrorInfo,
+    StorageRejected,
+    classify,
+    parse_error_body,
+    parse_retry_after,
+)
 from ingest.api.files import FileBody
 from ingest.api.models import ApiModel
 from ingest.api.multipart import MultipartBody
 from ingest.api.retry import RetryPolicy
 from ingest.api.transport import build_http_client, describe_transport_error
-from ingest.errors import ConfigError, IngestError, ItemRejected, RetryableError
+from ingest.errors import ConfigError, IngestError, RetryableError
 from ingest.logs import redact_url, register_secret
 from ingest.settings import ApiSettings
 
@@ -77,6 +83,7 @@ class ApiEdge:
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.pacer = pacer
         self._http = build_http_client(settings, transport=transport)
+        self.request_deadline = settings.request_deadline
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -192,10 +199,21 @@ class ApiEdge:
         ``shown`` is how the target appears in messages (a path, or a redacted URL).
         """
         started = time.monotonic()
+        deadline = asyncio.timeout(self.request_deadline)
         try:
-            response = await self._http.request(
-                method, url, params=params, content=content, headers=headers
+            async with deadline:
+                response = await self._http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+        except TimeoutError as exc:
+            if body is not None and body.error is not None:
+                raise body.error from None
+            what = (
+                f"no complete answer within request_deadline ({self.request_deadline:g}s)"
+                if deadline.expired()
+                else describe_transport_error(exc)
             )
+            raise RetryableError(f"{what} at {shown}", request_id=request_id) from None
         except _NETWORK_ERRORS as exc:
             if body is not None and body.error is not None:
                 raise body.error from None  # the source failed, not the network
@@ -243,7 +261,7 @@ def _storage_error(response: httpx.Response, shown: str, request_id: str) -> Ing
     if status in {408, 429} or status >= 500:
         info = ApiErrorInfo(code=found.get("Code"), message=found.get("Message"))
         return classify(status, info, endpoint=f"PUT {shown}", request_id=request_id)
-    return ItemRejected(
+    return StorageRejected(
         f"the storage refused the upload to {shown}{said}; the presigned URL may have "
         "expired: the item fails now and a rerun uploads it",
         status=status,

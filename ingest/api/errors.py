@@ -198,3 +198,7 @@ def attempts_of(exc: BaseException) -> int:
     """How many attempts the client made before raising ``exc`` (1 when not recorded)."""
     value = getattr(exc, "attempts", 1)
     return value if isinstance(value, int) else 1
+
+
+class StorageRejected(ItemRejected):
+    """The object store refused a presigned PUT (an expired or altered URL): the item fails."""

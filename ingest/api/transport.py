@@ -8,8 +8,9 @@ user hitting a transport bug can switch without a code change.
 
 Timeouts: connect and read come from the settings; there is no pool timeout (the worker's
 concurrency already bounds how many requests wait for a connection, and a pool wait is
-not a sign of trouble) and no total timeout (a 1 GB presigned PUT may take long, but each
-read/write step may not stall longer than ``read_timeout``).
+not a sign of trouble). Each read/write step may not stall longer than ``read_timeout``;
+the whole request, answer included, is bounded by ``request_deadline`` in the edge (a
+server trickling its answer a byte at a time never trips a read timeout).
 """
 
 from __future__ import annotations

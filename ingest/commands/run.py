@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest.errors import ConfigError
+from ingest.logs import redact
 from ingest.orchestration.flow import orchestrate
 from ingest.orchestration.local import LocalProcesses, default_state_uri
 from ingest.orchestration.progress import ProgressView
@@ -28,7 +29,8 @@ _LOCAL_PROGRESS_SECONDS = 10.0  # off a terminal; on one the bar is redrawn ever
 
 
 def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    """A console line; registered secrets redacted (a summary quotes servers' reasons)."""
+    print(redact(text), file=sys.stderr, flush=True)
 
 
 def overrides_to_env(overrides: Mapping[str, Any]) -> dict[str, str]:

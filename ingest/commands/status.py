@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from ingest.logs import redact
 from ingest.orchestration.local import default_state_uri
 from ingest.report import build_report, shard_statuses
 from ingest.settings import Settings
@@ -51,5 +52,5 @@ async def report_command(run_id: str, settings: Settings, *, failed_only: bool) 
     state_uri = settings.state or default_state_uri()
     async with open_state(state_uri, settings) as store:
         report = await build_report(store, run_id, failed_only=failed_only)
-    print(report.summary())
+    print(redact(report.summary()))
     return 0

@@ -320,6 +320,8 @@ def result_to_json(r: ItemResult) -> dict[str, Any]:
         d["reason"] = r.reason
     if r.http_status is not None:
         d["http_status"] = r.http_status
+    if r.code is not None:
+        d["code"] = r.code
     return d
 
 
@@ -334,6 +336,7 @@ def result_from_json(d: Mapping[str, Any]) -> ItemResult:
         reason=d.get("reason"),
         http_status=d.get("http_status"),
         attempts=d.get("attempts", 0),
+        code=d.get("code"),
     )
 
 

@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from ingest.items import Item, ItemResult, Outcome
+from ingest.logs import redact
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 from ingest.worker.tapped import TappedStream
@@ -37,6 +38,7 @@ class Transfer:
     image_id: str | None = None
     reason: str | None = None
     http_status: int | None = None
+    code: str | None = None
 
     def finish(
         self,
@@ -46,12 +48,17 @@ class Transfer:
         reason: str | None = None,
         http_status: int | None = None,
         attempts: int | None = None,
+        code: str | None = None,
     ) -> None:
-        """Record the outcome (the last call wins until the transfer is closed)."""
+        """Record the outcome (the last call wins until the transfer is closed).
+
+        The reason may be a server's text: registered secrets are redacted from it here,
+        before it reaches a results part, the report or a summary."""
         self.outcome = outcome
         self.image_id = image_id
-        self.reason = reason
+        self.reason = None if reason is None else redact(reason)
         self.http_status = http_status
+        self.code = None if code is None else str(code)
         if attempts is not None:
             self.attempts = attempts
 
@@ -67,6 +74,7 @@ class Transfer:
             reason=self.reason,
             http_status=self.http_status,
             attempts=self.attempts,
+            code=self.code,
         )
 
 

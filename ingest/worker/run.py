@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Coroutine
 from typing import Any
 
@@ -108,11 +109,11 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
                 files_per_batch=settings.files_per_batch(),
                 namespace=run_id,
             )
-            return await _supervise(pipeline, writer, Progress(accounting))
+            return await _supervise(pipeline, writer, Progress(accounting), w.stop_seconds)
 
 
 async def _supervise(
-    pipeline: ShardPipeline, writer: ResultsWriter, progress: Progress
+    pipeline: ShardPipeline, writer: ResultsWriter, progress: Progress, stop_seconds: float
 ) -> ExitCode:
     """Run the pipeline with its helpers; turn SIGTERM and errors into a flushed exit.
 
@@ -128,6 +129,7 @@ async def _supervise(
 
     def on_sigterm() -> None:
         nonlocal terminated
+        _exit_after(stop_seconds)
         if main.done():
             log.warning("SIGTERM during the final flush: finishing it")
             return
@@ -175,6 +177,20 @@ async def _supervise(
                 loop.remove_signal_handler(signal.SIGTERM)
             progress.close()
     return code
+
+
+def _exit_after(seconds: float) -> None:
+    """Exit 143 in ``seconds`` whatever still runs (a read stuck in the kernel, a store
+    that stopped answering): a SIGTERM'd worker never outlives its grace period. What was
+    not flushed by then is re-sent by the next run, harmlessly."""
+
+    def fire() -> None:
+        log.error("still running %.0fs after SIGTERM: exiting now", seconds)
+        os._exit(ExitCode.SIGTERM)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
 
 
 def _named(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -25,12 +25,13 @@ from ingest.api.models import (
     UploadSessionResultItem,
 )
 from ingest.errors import ItemRejected, SourceItemError
-from ingest.items import Outcome
+from ingest.items import FailureCode, Outcome
 from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
 from ingest.streams import ByteStream
 from ingest.worker.accounting import Accounting, Transfer
 from ingest.worker.batcher import Pending
+from ingest.worker.failures import failure_code
 from ingest.worker.naming import Route
 from ingest.worker.pacing import Limiter
 from ingest.worker.uploads_api import UploadsApi
@@ -129,7 +130,8 @@ class Uploader:
         while pairs:
             for _, t in pairs:
                 t.route = Route.BATCH.value
-            specs = [self.spec(p, t) for p, t in pairs]
+            opened: list[Transfer] = []  # in the order the body opened them
+            specs = [_noting_open(self.spec(p, t), t, opened) for p, t in pairs]
             try:
                 async with slot:
                     r = await self.client.upload_stream_batch(
@@ -141,9 +143,10 @@ class Uploader:
                         storage_target=w.storage_target,
                     )
             except SourceItemError as exc:
-                # Which file broke the body: the one whose read stopped short.
-                bad = [pt for pt in pairs if pt[1].bytes_sent < pt[0].item.size]
-                culprit = bad[0] if bad else pairs[0]
+                # Which file broke the body: the body reads its files one after the
+                # other, so the last one opened (a 0-byte file that fails to open has
+                # sent all of its 0 bytes: counting bytes cannot tell).
+                culprit = next((pt for pt in pairs if opened and pt[1] is opened[-1]), pairs[0])
                 _failed(culprit[1], exc)
                 pairs = [pt for pt in pairs if pt is not culprit]
                 continue
@@ -171,7 +174,12 @@ class Uploader:
             else:
                 rejected = by_name.get(rej.filename)
             if rejected is not None:
-                rejected.finish(Outcome.FAILED, reason=rej.reason, attempts=attempts)
+                rejected.finish(
+                    Outcome.FAILED,
+                    reason=rej.reason,
+                    attempts=attempts,
+                    code=FailureCode.REJECTED_IN_BATCH,
+                )
         results: Sequence[StreamBatchFileResult | UploadSessionResultItem]
         if r.immediate_results and len(pairs) <= INLINE_RESULTS_MAX:
             results = r.immediate_results
@@ -192,14 +200,35 @@ class Uploader:
                 t.finish(Outcome.SKIPPED_DUPLICATE, image_id=image_id, attempts=attempts)
             elif res.status == "failed" or getattr(res, "error", None):
                 reason = getattr(res, "error", None) or getattr(res, "error_message", None)
-                t.finish(Outcome.FAILED, reason=reason or "failed", attempts=attempts)
+                t.finish(
+                    Outcome.FAILED,
+                    reason=reason or "failed",
+                    attempts=attempts,
+                    code=FailureCode.PROCESSING_FAILED,
+                )
             else:
                 t.finish(Outcome.UPLOADED, image_id=res.image_id, attempts=attempts)
         for _, t in pairs:
             if t.outcome is None:
                 # The API accepted the request but named no result for this file: record
                 # it as failed so the report says so; a rerun re-sends it harmlessly.
-                t.finish(Outcome.FAILED, reason="no per-file result in the session", attempts=1)
+                t.finish(
+                    Outcome.FAILED,
+                    reason="no per-file result in the session",
+                    attempts=1,
+                    code=FailureCode.NO_RESULT,
+                )
+
+
+def _noting_open(spec: FileSpec, t: Transfer, opened: list[Transfer]) -> FileSpec:
+    """``spec`` appending ``t`` to ``opened`` each time the request body opens it."""
+    inner = spec.open
+
+    async def opener() -> ByteStream:
+        opened.append(t)
+        return await inner()
+
+    return dataclasses.replace(spec, open=opener)
 
 
 def _all_accounted(pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadResponse) -> bool:
@@ -215,4 +244,10 @@ def _all_accounted(pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadRe
 
 
 def _failed(t: Transfer, exc: ItemRejected | SourceItemError) -> None:
-    t.finish(Outcome.FAILED, reason=exc.message, http_status=exc.status, attempts=attempts_of(exc))
+    t.finish(
+        Outcome.FAILED,
+        reason=exc.message,
+        http_status=exc.status,
+        attempts=attempts_of(exc),
+        code=failure_code(exc),
+    )

@@ -11,12 +11,22 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from ingest.api import FileSpec, SizeMismatch, attempts_of
 from ingest.demo.generated import GeneratedStream
 from ingest.errors import FatalError, ItemRejected, RateLimited, RetryableError
 from ingest.streams import BytesStream, ByteStream
-from tests.api.conftest import API_KEY, FakeClock, MakeClient, ScriptedServer, drop, reply, stall
+from tests.api.conftest import (
+    API_KEY,
+    FakeClock,
+    Handler,
+    MakeClient,
+    ScriptedServer,
+    drop,
+    reply,
+    stall,
+)
 from tests.api.test_multipart import parse
 
 STREAM = "/api/v2/user-files/upload/stream"
@@ -151,6 +161,40 @@ async def test_a_stalled_answer_times_out_as_retryable(
     with pytest.raises(RetryableError, match="timed out"):
         await client.quota_check(5)
     release.set()
+
+
+def trickle(body: bytes, every: float) -> Handler:
+    """Answer 200 with ``body`` one byte at a time, ``every`` seconds apart (slowloris):
+    each byte comes well inside any read timeout, the whole answer takes minutes."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        for i in range(len(body)):
+            await response.write(body[i : i + 1])
+            await asyncio.sleep(every)
+        return response
+
+    return handler
+
+
+async def test_a_trickled_answer_hits_the_request_deadline_and_is_retried(
+    server: ScriptedServer, make_client: MakeClient
+) -> None:
+    answer = b'{"can_proceed": true}'
+    server.script(
+        "/api/v2/uploads/quota-check",
+        trickle(answer + b" " * 2000, every=0.05),  # 100 s in all, a byte per 50 ms
+        reply(200, {"can_proceed": True}),
+    )
+    client = make_client(read_timeout=1.0, request_deadline=0.5, max_attempts=2)
+    result = await asyncio.wait_for(client.quota_check(5), timeout=30)
+    assert result.can_proceed and result.attempts == 2
+    # And with no attempt left, the deadline is the error, named as such.
+    server.script("/api/v2/uploads/quota-check", trickle(answer + b" " * 2000, every=0.05))
+    with pytest.raises(RetryableError, match="request_deadline"):
+        await asyncio.wait_for(make_client(request_deadline=0.5, max_attempts=1).quota_check(5), 30)
 
 
 async def test_a_source_failing_mid_body_fails_the_item_not_the_network(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ingest.demo.samples import make_jpeg
-from ingest.items import Outcome
+from ingest.items import FailureCode, Outcome
 from ingest.worker.naming import FILENAME_MAX_BYTES
 from tests.worker.harness import Run
 
@@ -53,6 +53,13 @@ def _check(run: Run, sandbox: Any, inputs: dict[str, bytes]) -> None:
     deleted = results["deleted.jpg"].reason or ""
     assert "gone" in deleted or "deleted" in deleted or "not found" in deleted, deleted
     assert "changed" in (results["changed.jpg"].reason or "")
+    # Every failed row carries a machine-readable code (and HTTP status where one exists).
+    code = {k: r.code for k, r in results.items() if r.outcome is Outcome.FAILED}
+    assert code == {
+        "empty.jpg": FailureCode.REJECTED_IN_BATCH,  # in a 200 batch answer: no status
+        "deleted.jpg": FailureCode.SOURCE_GONE,
+        "changed.jpg": FailureCode.SOURCE_CHANGED,
+    }
     ok = ["big.jpg", "ünïcødé 写真.jpg", "with  spaces /and more.jpg", LONG_DIR + LONG_NAME]
     for key in ok:
         assert outcome[key] is Outcome.UPLOADED, results[key]
