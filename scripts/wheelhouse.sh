@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fills .wheelhouse/ for the image build: the project's own wheel and every dependency in the
+# lock (requirements/sandbox.txt, a superset of requirements/main.txt), as hash-checked binary
+# wheels for CPython 3.11 on each Linux platform asked for. The Dockerfile installs from it with
+# --no-index, so the build needs no network and the same lock gives the same venv.
+#
+#   scripts/wheelhouse.sh                          # this machine's architecture
+#   scripts/wheelhouse.sh linux/amd64 linux/arm64  # a multi-arch build (the release workflow)
+#
+# Needs Python 3 and pip (PyPI). Regenerate the lock with scripts/lock.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=.wheelhouse
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+platforms=("$@")
+if [ ${#platforms[@]} -eq 0 ]; then
+    case "$(uname -m)" in
+        x86_64) platforms=(linux/amd64) ;;
+        aarch64) platforms=(linux/arm64) ;;
+        *) echo "wheelhouse: unsupported architecture $(uname -m)" >&2; exit 2 ;;
+    esac
+fi
+
+rm -rf "$OUT.part"
+mkdir -p "$OUT.part"
+for platform in "${platforms[@]}"; do
+    case "$platform" in
+        linux/amd64) arch=x86_64 ;;
+        linux/arm64) arch=aarch64 ;;
+        *) echo "wheelhouse: unsupported platform $platform (linux/amd64, linux/arm64)" >&2; exit 2 ;;
+    esac
+    # Every manylinux level that bookworm's glibc (2.36) runs.
+    tags=(--platform "manylinux2014_$arch")
+    for minor in $(seq 17 36); do tags+=(--platform "manylinux_2_${minor}_$arch"); done
+    "$PY" -m pip download --quiet --disable-pip-version-check --require-hashes \
+        --only-binary=:all: --no-deps --python-version 3.11 --implementation cp --abi cp311 \
+        "${tags[@]}" --dest "$OUT.part" -r requirements/sandbox.txt
+done
+# The project's wheel, with file dates from the last commit (a reproducible wheel).
+SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || date +%s)" \
+    "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$OUT.part" .
+rm -rf "$OUT"
+mv "$OUT.part" "$OUT"
+echo "wheelhouse: $(find "$OUT" -name '*.whl' | wc -l) wheels for ${platforms[*]} in $OUT/"
