@@ -25,24 +25,32 @@ if [ ${#platforms[@]} -eq 0 ]; then
     esac
 fi
 
-rm -rf "$OUT.part"
-mkdir -p "$OUT.part"
-for platform in "${platforms[@]}"; do
-    case "$platform" in
-        linux/amd64) arch=x86_64 ;;
-        linux/arm64) arch=aarch64 ;;
-        *) echo "wheelhouse: unsupported platform $platform (linux/amd64, linux/arm64)" >&2; exit 2 ;;
-    esac
-    # Every manylinux level that bookworm's glibc (2.36) runs.
-    tags=(--platform "manylinux2014_$arch")
-    for minor in $(seq 17 36); do tags+=(--platform "manylinux_2_${minor}_$arch"); done
-    "$PY" -m pip download --quiet --disable-pip-version-check --require-hashes \
-        --only-binary=:all: --no-deps --python-version 3.11 --implementation cp --abi cp311 \
-        "${tags[@]}" --dest "$OUT.part" -r requirements/sandbox.txt
-done
+# The dependencies' wheels are kept while the lock and the platforms stay the same (a stamp);
+# the project's own wheel is made anew each time.
+quiet() { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }  # pip.conf noise
+stamp="$(cat requirements/sandbox.txt <(echo "${platforms[*]}") | sha256sum | cut -c1-64)"
+if [ "$(cat "$OUT/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$OUT.part"
+    mkdir -p "$OUT.part"
+    for platform in "${platforms[@]}"; do
+        case "$platform" in
+            linux/amd64) arch=x86_64 ;;
+            linux/arm64) arch=aarch64 ;;
+            *) echo "wheelhouse: unsupported platform $platform (linux/amd64, linux/arm64)" >&2; exit 2 ;;
+        esac
+        # Every manylinux level that bookworm's glibc (2.36) runs.
+        tags=(--platform "manylinux2014_$arch")
+        for minor in $(seq 17 36); do tags+=(--platform "manylinux_2_${minor}_$arch"); done
+        "$PY" -m pip download --quiet --disable-pip-version-check --require-hashes \
+            --only-binary=:all: --no-deps --python-version 3.11 --implementation cp --abi cp311 \
+            "${tags[@]}" --dest "$OUT.part" -r requirements/sandbox.txt 2> >(quiet)
+    done
+    echo "$stamp" > "$OUT.part/.stamp"
+    rm -rf "$OUT"
+    mv "$OUT.part" "$OUT"
+fi
+rm -f "$OUT"/aion_ingest-*.whl
 # The project's wheel, with file dates from the last commit (a reproducible wheel).
 SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || date +%s)" \
-    "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$OUT.part" .
-rm -rf "$OUT"
-mv "$OUT.part" "$OUT"
+    "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$OUT" . 2> >(quiet)
 echo "wheelhouse: $(find "$OUT" -name '*.whl' | wc -l) wheels for ${platforms[*]} in $OUT/"
