@@ -15,13 +15,14 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e6468
 FROM ${PYTHON_IMAGE} AS venv
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels
 COPY requirements/main.txt requirements/sandbox.txt /requirements/
-COPY .wheelhouse/ /wheels/
+COPY .wheelhouse/deps/ /wheels/
 # A venv without pip: the base's pip installs into it (--python), so none ships in the venv.
-# The lock is the whole closure (pip refuses an unhashed or missing dependency); the
-# project's wheel comes last, without resolving again.
+# The lock is the whole closure (pip refuses an unhashed or missing dependency).
 RUN python -m venv --without-pip /opt/aion-ingest \
-    && python -m pip --python /opt/aion-ingest/bin/python install --require-hashes -r /requirements/main.txt \
-    && python -m pip --python /opt/aion-ingest/bin/python install --no-deps /wheels/aion_ingest-*.whl \
+    && python -m pip --python /opt/aion-ingest/bin/python install --require-hashes -r /requirements/main.txt
+# The project's wheel in a layer of its own: a change of code leaves the layer above cached.
+COPY .wheelhouse/project/ /project/
+RUN python -m pip --python /opt/aion-ingest/bin/python install --no-deps /project/aion_ingest-*.whl \
     && python -m pip --python /opt/aion-ingest/bin/python check
 
 FROM venv AS venv-sandbox

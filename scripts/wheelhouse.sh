@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fills .wheelhouse/ for the image build: the project's own wheel and every dependency in the
-# lock (requirements/sandbox.txt, a superset of requirements/main.txt), as hash-checked binary
+# Fills .wheelhouse/ for the image build: the project's own wheel (project/) and every
+# dependency (deps/) in the lock (requirements/sandbox.txt, a superset of requirements/main.txt), as hash-checked binary
 # wheels for CPython 3.11 on each Linux platform asked for. The Dockerfile installs from it with
 # --no-index, so the build needs no network and the same lock gives the same venv.
 #
@@ -29,7 +29,7 @@ fi
 # the project's own wheel is made anew each time.
 quiet() { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }  # pip.conf noise
 stamp="$(cat requirements/sandbox.txt <(echo "${platforms[*]}") | sha256sum | cut -c1-64)"
-if [ "$(cat "$OUT/.stamp" 2>/dev/null)" != "$stamp" ]; then
+if [ "$(cat "$OUT/deps/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$OUT.part"
     mkdir -p "$OUT.part"
     for platform in "${platforms[@]}"; do
@@ -46,11 +46,12 @@ if [ "$(cat "$OUT/.stamp" 2>/dev/null)" != "$stamp" ]; then
             "${tags[@]}" --dest "$OUT.part" -r requirements/sandbox.txt 2> >(quiet)
     done
     echo "$stamp" > "$OUT.part/.stamp"
-    rm -rf "$OUT"
-    mv "$OUT.part" "$OUT"
+    rm -rf "$OUT/deps"
+    mkdir -p "$OUT"
+    mv "$OUT.part" "$OUT/deps"
 fi
-rm -f "$OUT"/aion_ingest-*.whl
+rm -rf "$OUT/project"
 # The project's wheel, with file dates from the last commit (a reproducible wheel).
 SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || date +%s)" \
-    "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$OUT" . 2> >(quiet)
+    "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$OUT/project" . 2> >(quiet)
 echo "wheelhouse: $(find "$OUT" -name '*.whl' | wc -l) wheels for ${platforms[*]} in $OUT/"

@@ -52,16 +52,19 @@ class Image:
     rootfs: Path
     size_bytes: int
 
+    def command(self, *argv: str, env: dict[str, str]) -> list[str]:
+        """``argv`` in the container, as the image's user, with ``env`` only."""
+        flags = ["--isolation", "chroot", "--user", self.config["User"]]
+        for key, value in env.items():
+            flags += ["--env", f"{key}={value}"]
+        return [*BUILDAH, "run", *flags, self.container, "--", *argv]
+
     def run(
         self, *args: str, env: dict[str, str], timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         """The image's entrypoint with ``args``, as the image's user, with ``env`` only."""
-        entrypoint = self.config["Entrypoint"]
-        flags = ["--isolation", "chroot", "--user", self.config["User"]]
-        for key, value in env.items():
-            flags += ["--env", f"{key}={value}"]
         return subprocess.run(
-            [*BUILDAH, "run", *flags, self.container, "--", *entrypoint, *args],
+            self.command(*self.config["Entrypoint"], *args, env=env),
             capture_output=True,
             text=True,
             timeout=timeout,
