@@ -9,7 +9,7 @@
 # `make image` fills the wheelhouse and builds with docker, podman or buildah.
 
 # The base, pinned by digest (bump tag and digest together). A machine that cannot pull it
-# passes its own: `make image` on a machine with buildah alone builds one with debootstrap.
+# passes its own: `make image BASE=local` makes one with debootstrap (scripts/image-base.sh).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 FROM ${PYTHON_IMAGE} AS venv

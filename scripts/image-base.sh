@@ -9,7 +9,7 @@
 set -euo pipefail
 
 BASE_IMAGE="${BASE_IMAGE:-localhost/aion-ingest-base:bookworm-python3}"
-CACHE="${AION_INGEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aion-ingest}"
+CACHE="${AION_INGEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/aion-ingest}"
 ROOTFS_TAR="$CACHE/bookworm-python3.tar"
 BUILDAH=(buildah --storage-driver vfs)
 

@@ -20,7 +20,7 @@ platforms=("$@")
 if [ ${#platforms[@]} -eq 0 ]; then
     case "$(uname -m)" in
         x86_64) platforms=(linux/amd64) ;;
-        aarch64) platforms=(linux/arm64) ;;
+        aarch64|arm64) platforms=(linux/arm64) ;;  # arm64: macOS (Docker Desktop builds linux/arm64)
         *) echo "wheelhouse: unsupported architecture $(uname -m)" >&2; exit 2 ;;
     esac
 fi
@@ -28,7 +28,8 @@ fi
 # The dependencies' wheels are kept while the lock and the platforms stay the same (a stamp);
 # the project's own wheel is made anew each time.
 quiet() { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }  # pip.conf noise
-stamp="$(cat requirements/sandbox.txt <(echo "${platforms[*]}") | sha256sum | cut -c1-64)"
+stamp="$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())' \
+         < <(cat requirements/sandbox.txt; echo "${platforms[*]}"))"
 if [ "$(cat "$OUT/deps/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$OUT.part"
     mkdir -p "$OUT.part"
