@@ -57,7 +57,7 @@ def test_runtime_image_plans_and_uploads_a_shard(
     sent: dict[str, bytes] = {}
     for i in range(12):
         key, body = (
-            (f"site {i % 2}/img-{i:02d}.jpg", make_jpeg(rng, 600 + i))
+            (f"site {i % 2}/img-{i:02d}.jpg", make_jpeg(rng, 4000 + 100 * i))
             if i % 2
             else (f"site {i % 2}/plan-{i:02d}.png", make_png(rng, 8, 8 + i))
         )
