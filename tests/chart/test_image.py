@@ -42,7 +42,9 @@ def test_structure() -> None:
         parent = stage.split()[0]
         assert parent == "${PYTHON_IMAGE}" or parent in list(stages)[: list(stages).index(name)]
     # Installs come from the wheelhouse alone, hash-checked against the lock.
-    assert "PIP_NO_INDEX=1" in stages["venv"] and "COPY .wheelhouse/deps/ /wheels/" in stages["venv"]
+    assert "PIP_NO_INDEX=1" in stages["venv"]
+    assert "COPY .wheelhouse/deps/ /wheels/" in stages["venv"]
+    assert "COPY .wheelhouse/project/ /project/" in stages["venv"]
     assert "--require-hashes -r /requirements/main.txt" in stages["venv"]
     assert "--require-hashes -r /requirements/sandbox.txt" in stages["venv-sandbox"]
     final = stages["base"] + stages["sandbox"] + stages["runtime"]
