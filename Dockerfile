@@ -1,26 +1,36 @@
 # syntax=docker/dockerfile:1
 # aion-ingest: the coordinator and the worker in one image (the chart runs both).
-# Stage 1 builds the wheel; stage 2 installs it into a venv; the final stage copies only
-# the venv: no compiler, no pip cache, no sources.
+#
+# Built from a wheelhouse made on the build host (scripts/wheelhouse.sh: the project's wheel
+# and every locked dependency, hash-checked against requirements/*.txt): the build installs
+# with --no-index, needs no network, and the same lock gives the same venv. Targets:
+#   runtime (the default, last)  production: no sandbox, no compiler, no pip cache, no sources
+#   sandbox                      runtime plus the sandbox extra, for staging clusters and demos
+# `make image` fills the wheelhouse and builds with docker, podman or buildah.
 
-ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
-WORKDIR /src
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY pyproject.toml README.md ./
-COPY ingest ./ingest
-RUN python -m pip wheel --no-deps --wheel-dir /wheels .
+# The base, pinned by digest (bump tag and digest together). A machine that cannot pull it
+# passes its own: `make image BASE=local` makes one with debootstrap (scripts/image-base.sh).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 FROM ${PYTHON_IMAGE} AS venv
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY --from=build /wheels /wheels
-# The sandbox extra serves `aion-ingest sandbox` for staging clusters and demos.
-RUN python -m venv /opt/aion-ingest \
-    && wheel="$(echo /wheels/aion_ingest-*.whl)" \
-    && /opt/aion-ingest/bin/pip install "${wheel}[sandbox]"
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels
+COPY requirements/main.txt requirements/sandbox.txt /requirements/
+COPY .wheelhouse/deps/ /wheels/
+# A venv without pip: the base's pip installs into it (--python), so none ships in the venv.
+# The lock is the whole closure (pip refuses an unhashed or missing dependency).
+RUN python -m venv --without-pip /opt/aion-ingest \
+    && python -m pip --python /opt/aion-ingest/bin/python install --require-hashes -r /requirements/main.txt
+# The project's wheel in a layer of its own: a change of code leaves the layer above cached.
+COPY .wheelhouse/project/ /project/
+RUN python -m pip --python /opt/aion-ingest/bin/python install --no-deps /project/aion_ingest-*.whl \
+    && python -m pip --python /opt/aion-ingest/bin/python check
 
-FROM ${PYTHON_IMAGE}
+FROM venv AS venv-sandbox
+RUN python -m pip --python /opt/aion-ingest/bin/python install --require-hashes -r /requirements/sandbox.txt \
+    && python -m pip --python /opt/aion-ingest/bin/python check
+
+FROM ${PYTHON_IMAGE} AS base
+ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="aion-ingest" \
@@ -29,8 +39,7 @@ LABEL org.opencontainers.image.title="aion-ingest" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/aionvision/aion-ingest" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11.11-slim-bookworm"
-COPY --from=venv /opt/aion-ingest /opt/aion-ingest
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 ENV PATH=/opt/aion-ingest/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
@@ -41,3 +50,10 @@ USER 10001:10001
 WORKDIR /tmp
 ENTRYPOINT ["aion-ingest"]
 CMD ["--help"]
+
+# `aion-ingest sandbox` for staging clusters: --target sandbox.
+FROM base AS sandbox
+COPY --from=venv-sandbox /opt/aion-ingest /opt/aion-ingest
+
+FROM base AS runtime
+COPY --from=venv /opt/aion-ingest /opt/aion-ingest

