@@ -45,7 +45,13 @@ def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.sandbox.server import main as sandbox_main
+    try:
+        from ingest.sandbox.server import main as sandbox_main
+    except ModuleNotFoundError as exc:  # the production image leaves the sandbox extra out
+        raise ConfigError(
+            f"the sandbox needs the 'sandbox' extra ({exc.name} is not installed): "
+            "pip install 'aion-ingest[sandbox]', or use the image's sandbox target"
+        ) from None
 
     return sandbox_main(args)
 

@@ -184,3 +184,18 @@ def test_admin_key_is_printed_required_and_kept_apart_from_api_keys():
     assert same.returncode == 2
     assert "--admin-key is one of the --api-keys" in same.stderr
     assert "Traceback" not in same.stderr
+
+
+def test_sandbox_without_its_extra_says_which_extra_and_exits_2() -> None:
+    """The production image has no uvicorn: `aion-ingest sandbox` says what to install."""
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"  # import uvicorn -> ModuleNotFoundError
+        "from ingest.cli import main\n"
+        "sys.exit(main(['sandbox', '--port', '0']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "'sandbox' extra" in proc.stderr and "uvicorn" in proc.stderr
+    assert "Traceback" not in proc.stderr
