@@ -194,8 +194,10 @@ async def build_report(
     reasons: collections.Counter[str] = collections.Counter()
     complete: list[int] = []
     with (
-        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as full,
-        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as failures,
+        # backslashreplace: a key from a file name that is not UTF-8 shows its lone
+        # surrogates as \udcXX, so the CSV stays valid UTF-8.
+        tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", newline="") as full,
+        tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", newline="") as failures,
     ):
         writers = [csv.writer(full), csv.writer(failures)]
         for w in writers:

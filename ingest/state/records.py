@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, StateDamaged
 from ingest.items import Item, ItemResult, Outcome
 from ingest.state.base import RunLayout, StateStore
 
@@ -190,13 +190,29 @@ def decode_shard(data: builtins.bytes) -> Iterator[Item]:
             yield item_from_json(json.loads(line))
 
 
+# What a truncated or garbled gzip JSON-lines file raises while being decoded.
+_DAMAGE = (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError)
+
+
 async def read_shard(store: StateStore, run_id: str, index: int) -> list[Item]:
-    """Shard ``index`` of run ``run_id``; ConfigError when it is missing."""
+    """Shard ``index`` of run ``run_id``; ConfigError when it is missing, StateDamaged when
+    it cannot be read."""
     path = RunLayout(run_id).shard(index)
     blob = await store.get(path)
     if blob is None:
         raise ConfigError(f"run {run_id}: {path} is missing from {store.uri}; plan again")
-    return list(decode_shard(blob.data))
+    try:
+        return list(decode_shard(blob.data))
+    except _DAMAGE as exc:
+        raise StateDamaged(
+            f"shard file {store.uri.rstrip('/')}/{path} is damaged ({_why(exc)}); restore "
+            "it from a backup, or plan the source again under a new run id"
+        ) from None
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:120] + "..."
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -339,11 +355,12 @@ def result_from_json(d: Mapping[str, Any]) -> ItemResult:
 
 def encode_part(results: list[ItemResult]) -> bytes:
     lines = "".join(json.dumps(result_to_json(r), ensure_ascii=False) + "\n" for r in results)
-    return gzip.compress(lines.encode(), compresslevel=6, mtime=0)
+    # surrogatepass: keys from file names that are not UTF-8 (see planning/spool.py)
+    return gzip.compress(lines.encode("utf-8", "surrogatepass"), compresslevel=6, mtime=0)
 
 
 def decode_part(data: bytes) -> list[ItemResult]:
-    text = gzip.decompress(data).decode()
+    text = gzip.decompress(data).decode("utf-8", "surrogatepass")
     return [result_from_json(json.loads(line)) for line in text.splitlines() if line]
 
 
@@ -363,13 +380,31 @@ async def list_parts(store: StateStore, layout: RunLayout, index: int) -> list[t
     return sorted(parts)
 
 
-async def read_results(store: StateStore, layout: RunLayout, index: int) -> dict[int, ItemResult]:
-    """Every stored outcome of shard ``index`` by ordinal; the latest part wins."""
+async def read_results(
+    store: StateStore, layout: RunLayout, index: int, damaged: list[str] | None = None
+) -> dict[int, ItemResult]:
+    """Every stored outcome of shard ``index`` by ordinal; the latest part wins.
+
+    A part that cannot be read (truncated, garbled) is StateDamaged, or, when ``damaged``
+    is given, its path is appended there and the other parts are read: its outcomes are
+    lost, and their ordinals count as never done (``resume`` redoes them).
+    """
     out: dict[int, ItemResult] = {}
     for _, path in await list_parts(store, layout, index):
         blob = await store.get(path)
         if blob is None:  # listed, then deleted: nothing to read
             continue
-        for result in decode_part(blob.data):
+        try:
+            results = decode_part(blob.data)
+        except _DAMAGE as exc:
+            where = f"{store.uri.rstrip('/')}/{path}"
+            if damaged is None:
+                raise StateDamaged(
+                    f"results part {where} is damaged ({_why(exc)}); move it away and run "
+                    f"'aion-ingest resume {layout.run_id}' to redo the items it held"
+                ) from None
+            damaged.append(where)
+            continue
+        for result in results:
             out[result.ordinal] = result
     return out
