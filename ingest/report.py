@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, StateDamaged
 from ingest.items import Item, ItemResult, Outcome
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
@@ -63,6 +63,7 @@ class Report:
     verdict: str | None
     report_csv: str
     failed_csv: str | None = None
+    damaged: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def uploaded_bytes(self) -> int:
@@ -102,6 +103,8 @@ class Report:
             lines.append(f"filtered before planning: {filtered}")
         if self.failed_indexes:
             lines.append(f"failed indexes: {self.failed_indexes}")
+        for where in self.damaged:
+            lines.append(f"damaged, not read: {where}")
         lines.append(f"report: {self.report_csv}")
         if self.failed_csv:
             lines.append(f"failures only: {self.failed_csv}")
@@ -193,23 +196,33 @@ async def build_report(
     bytes_by: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
     complete: list[int] = []
-    with (
-        # backslashreplace: a key from a file name that is not UTF-8 shows its lone
-        # surrogates as \udcXX, so the CSV stays valid UTF-8.
-        tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", newline="") as full,
-        tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", newline="") as failures,
-    ):
+    damaged: list[str] = []  # files that could not be read
+    lost: list[str] = []  # damaged files whose loss leaves rows without an outcome
+    unread_items = 0
+    with _csv_temp() as full, _csv_temp() as failures:
         writers = [csv.writer(full), csv.writer(failures)]
         for w in writers:
             w.writerow(CSV_COLUMNS)
         for index in range(plan.shards):
-            items = await read_shard(store, run_id, index)
+            try:
+                items = await read_shard(store, run_id, index)
+            except StateDamaged as exc:
+                log.error("%s", exc)
+                where = _join(store.uri, layout.shard(index))
+                damaged.append(where)
+                lost.append(where)
+                unread_items += plan.shard_items[index]
+                continue
             if len(items) != plan.shard_items[index]:
                 raise ReportInvariantError(
                     f"shard {index} holds {len(items)} items, run.json says "
                     f"{plan.shard_items[index]}; the shard file was changed after planning"
                 )
-            results = await read_results(store, layout, index)
+            bad_parts: list[str] = []
+            results = await read_results(store, layout, index, bad_parts)
+            damaged.extend(bad_parts)
+            if bad_parts and len(results) < len(items):
+                lost.extend(bad_parts)
             shard_done = True
             for item, r in merge_shard(index, items, results):
                 by_outcome[r.outcome.value] += 1
@@ -222,7 +235,7 @@ async def build_report(
                     shard_done = shard_done and r.reason != NOT_PROCESSED
             if shard_done:
                 complete.append(index)
-        total = sum(by_outcome.values())
+        total = sum(by_outcome.values()) + unread_items
         if total != plan.items:
             raise ReportInvariantError(
                 f"the report has {total} rows but the plan {plan.items} items"
@@ -257,12 +270,26 @@ async def build_report(
         verdict=verdict,
         report_csv=_join(store.uri, layout.report_csv),
         failed_csv=_join(store.uri, failed_path) if failed_path else None,
+        damaged=damaged,
     )
     await store.put(
         layout.report_json, json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
     )
     log.info("report of run %s written", run_id, extra={"report": report.report_csv})
+    if lost:
+        raise StateDamaged(
+            f"run {run_id}: the report at {report.report_csv} lacks the rows of damaged "
+            f"state file(s) {', '.join(lost)}; for a results part, run "
+            f"'aion-ingest resume {run_id}' (its items are redone); for a shard file, "
+            "restore it or plan the source again under a new run id"
+        )
     return report
+
+
+def _csv_temp() -> IO[str]:
+    """A temporary CSV file. backslashreplace: a key from a file name that is not UTF-8
+    shows its lone surrogates as \\udcXX, so the CSV stays valid UTF-8."""
+    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", newline="")
 
 
 def _read_back(f: IO[str]) -> bytes:

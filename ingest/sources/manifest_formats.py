@@ -248,7 +248,7 @@ def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | 
             return BadRow(line, "no key")
         if url_keys and ("%" in key or "+" in key):
             key = urllib.parse.unquote_plus(key)
-        if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        if len(key) > MAX_KEY_BYTES // 4 and _utf8_len(key) > MAX_KEY_BYTES:
             return BadRow(line, f"key is longer than S3 allows ({MAX_KEY_BYTES:,} bytes)")
         size_text = get("size")
         size = UNKNOWN_SIZE
@@ -280,6 +280,10 @@ def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | 
         )
     except (ValueError, TypeError) as exc:
         return BadRow(line, str(exc))
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode(errors="surrogatepass"))
 
 
 def jsonl_row(line: int, raw: bytes | BadRow) -> Mapping[str, Any] | BadRow | None:

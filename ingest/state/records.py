@@ -400,7 +400,7 @@ async def read_results(
             where = f"{store.uri.rstrip('/')}/{path}"
             if damaged is None:
                 raise StateDamaged(
-                    f"results part {where} is damaged ({_why(exc)}); move it away and run "
+                    f"results part {where} is damaged ({_why(exc)}); run "
                     f"'aion-ingest resume {layout.run_id}' to redo the items it held"
                 ) from None
             damaged.append(where)

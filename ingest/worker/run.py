@@ -28,6 +28,7 @@ from ingest.settings import Settings
 from ingest.sources import open_source
 from ingest.state import open_state
 from ingest.state.base import RunLayout
+from ingest.state.claims import verify_claims
 from ingest.state.records import read_plan, read_shard
 from ingest.worker.accounting import Accounting
 from ingest.worker.checkpoint import CheckpointStore
@@ -66,6 +67,7 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
 
         checkpoints = CheckpointStore(store, layout, index)
         checkpoint = await checkpoints.claim()
+        await verify_claims(store, layout, index, checkpoint)  # a claim without a result
         writer = ResultsWriter(
             store,
             layout,
