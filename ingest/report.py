@@ -171,10 +171,21 @@ def merge_shard(
         yield item, result
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str) -> str:
+    """A text cell safe to open in a spreadsheet (OWASP, "CSV Injection"): a value that
+    begins with ``= + - @``, tab or carriage return gets a leading ``'``, so it is shown
+    as text, never run as a formula. Strip one leading ``'`` before such a character to
+    get the raw value back. (Quotes and commas are the csv module's quoting.)"""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _csv_row(index: int, item: Item, r: ItemResult) -> list[Any]:
     return [
-        index, r.ordinal, item.bucket or "", item.key, item.size, r.outcome.value,
-        r.image_id or "", r.reason or "", r.http_status or "", r.attempts,
+        index, r.ordinal, cell(item.bucket or ""), cell(item.key), item.size, r.outcome.value,
+        cell(r.image_id or ""), cell(r.reason or ""), r.http_status or "", r.attempts,
     ]  # fmt: skip
 
 
