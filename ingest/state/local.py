@@ -126,10 +126,14 @@ class LocalStateStore:
         """A fully written, synced sibling of ``final`` under a hidden unique name."""
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(temp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)  # a full disk must not leave it behind
+            raise
         return temp
 
     def _put(self, path: str, data: bytes) -> str:
@@ -207,7 +211,9 @@ class LocalStateStore:
                 age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
                 continue  # released meanwhile: try again at once
-            if age > self._lock_stale:
+            # A lock dated in the future (a writer with a wrong clock) would never age:
+            # more than the stale time ahead counts as stale too.
+            if abs(age) > self._lock_stale:
                 broken = lock.with_name(f"{lock.name}.{uuid.uuid4().hex}.stale")
                 try:
                     os.rename(lock, broken)
