@@ -14,19 +14,20 @@ then stored.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import csv
 import dataclasses
 import datetime as dt
 import json
 import logging
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
 from ingest.errors import IngestError, StateDamaged
 from ingest.items import Item, ItemResult, Outcome
 from ingest.state.base import RunLayout, StateStore
+from ingest.state.csvcells import cell, csv_temp
 from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Report:
     report_csv: str
     failed_csv: str | None = None
     damaged: list[str] = dataclasses.field(default_factory=list)
+    filtered_csv: str | None = None  # every filtered object with its reason (gzip CSV)
 
     @property
     def uploaded_bytes(self) -> int:
@@ -101,6 +103,8 @@ class Report:
         if self.filtered_by_reason:
             filtered = ", ".join(f"{k} {n:,}" for k, n in sorted(self.filtered_by_reason.items()))
             lines.append(f"filtered before planning: {filtered}")
+            if self.filtered_csv:
+                lines.append(f"filtered objects and why: {self.filtered_csv}")
         if self.failed_indexes:
             lines.append(f"failed indexes: {self.failed_indexes}")
         for where in self.damaged:
@@ -128,22 +132,31 @@ class ShardStatus:
         return "in progress" if self.generation else "not started"
 
 
-async def shard_statuses(store: StateStore, plan: RunPlan) -> list[ShardStatus]:
-    out = []
-    for index, (items, nbytes) in enumerate(zip(plan.shard_items, plan.shard_bytes, strict=True)):
-        cp = await read_checkpoint(store, plan.run_id, index)
-        out.append(
-            ShardStatus(
-                index,
-                items,
-                nbytes,
-                min(cp.count(), items),
-                cp.worker_id,
-                cp.generation,
-                cp.updated_at,
-            )
+STATUS_READS = 16  # checkpoints read at once by status and the progress view
+
+
+async def shard_statuses(
+    store: StateStore, plan: RunPlan, concurrency: int = STATUS_READS
+) -> list[ShardStatus]:
+    """Every shard's progress from its checkpoint; at most ``concurrency`` reads at once
+    (one at a time, a status of thousands of shards on S3 took minutes a tick)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> ShardStatus:
+        async with gate:
+            cp = await read_checkpoint(store, plan.run_id, index)
+        items = plan.shard_items[index]
+        return ShardStatus(
+            index,
+            items,
+            plan.shard_bytes[index],
+            min(cp.count(), items),
+            cp.worker_id,
+            cp.generation,
+            cp.updated_at,
         )
-    return out
+
+    return list(await asyncio.gather(*(one(i) for i in range(plan.shards))))
 
 
 def merge_shard(
@@ -169,17 +182,6 @@ def merge_shard(
                 f"plan has {item.key!r}; the results do not belong to this plan"
             )
         yield item, result
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell(text: str) -> str:
-    """A text cell safe to open in a spreadsheet (OWASP, "CSV Injection"): a value that
-    begins with ``= + - @``, tab or carriage return gets a leading ``'``, so it is shown
-    as text, never run as a formula. Strip one leading ``'`` before such a character to
-    get the raw value back. (Quotes and commas are the csv module's quoting.)"""
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _csv_row(index: int, item: Item, r: ItemResult) -> list[Any]:
@@ -210,16 +212,16 @@ async def build_report(
     damaged: list[str] = []  # files that could not be read
     lost: list[str] = []  # damaged files whose loss leaves rows without an outcome
     unread_items = 0
-    with _csv_temp() as full, _csv_temp() as failures:
+    with csv_temp() as full, csv_temp() as failures:
         writers = [csv.writer(full), csv.writer(failures)]
         for w in writers:
             w.writerow(CSV_COLUMNS)
         for index in range(plan.shards):
             try:
-                items = await read_shard(store, run_id, index)
+                items = await read_shard(store, plan, index)
             except StateDamaged as exc:
                 log.error("%s", exc)
-                where = _join(store.uri, layout.shard(index))
+                where = _join(store.uri, layout.shard(index, plan.attempt))
                 damaged.append(where)
                 lost.append(where)
                 unread_items += plan.shard_items[index]
@@ -282,6 +284,7 @@ async def build_report(
         report_csv=_join(store.uri, layout.report_csv),
         failed_csv=_join(store.uri, failed_path) if failed_path else None,
         damaged=damaged,
+        filtered_csv=_join(store.uri, plan.filtered_csv) if plan.filtered_csv else None,
     )
     await store.put(
         layout.report_json, json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
@@ -295,12 +298,6 @@ async def build_report(
             "restore it or plan the source again under a new run id"
         )
     return report
-
-
-def _csv_temp() -> IO[str]:
-    """A temporary CSV file. backslashreplace: a key from a file name that is not UTF-8
-    shows its lone surrogates as \\udcXX, so the CSV stays valid UTF-8."""
-    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", newline="")
 
 
 def _read_back(f: IO[str]) -> bytes:
@@ -320,7 +317,7 @@ async def failed_items(store: StateStore, run_id: str) -> tuple[RunPlan, list[It
     layout = RunLayout(run_id)
     out: list[Item] = []
     for index in range(plan.shards):
-        items = await read_shard(store, run_id, index)
+        items = await read_shard(store, plan, index)
         results = await read_results(store, layout, index)
         out.extend(
             item for item, r in merge_shard(index, items, results) if r.outcome is Outcome.FAILED

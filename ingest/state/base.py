@@ -71,8 +71,16 @@ class RunLayout:
     def run_json(self) -> str:
         return f"{self.root}/run.json"
 
-    def shard(self, index: int) -> str:
+    def shard(self, index: int, attempt: str = "") -> str:
+        """Shard ``index`` of plan attempt ``attempt`` (each planner writes its own; "" is
+        the layout of plans made before attempts)."""
+        if attempt:
+            return f"{self.root}/shards/{attempt}/{index:05d}.jsonl.gz"
         return f"{self.root}/shards/{index:05d}.jsonl.gz"
+
+    def filtered_csv(self, attempt: str) -> str:
+        """The listed objects that plan attempt ``attempt`` filtered out, with reasons."""
+        return f"{self.root}/shards/{attempt}/filtered.csv.gz"
 
     def checkpoint(self, index: int) -> str:
         return f"{self.root}/checkpoints/{index:05d}.json"

@@ -37,8 +37,10 @@ class RunPlan:
     """Everything ``run.json`` says about a run.
 
     run.json is written last, with create-if-absent: its presence means every shard it
-    lists is complete. It records each shard's ETag, so a shard rewritten after the plan
-    (a second planner of the same run id with a different listing) is detected.
+    lists is complete. Each plan attempt writes its shards under its own ``attempt`` id,
+    so two planners of one run id never mix their shards: the one whose run.json was
+    created wins, and readers read only its attempt. run.json also records each shard's
+    ETag, which readers check (a shard rewritten after the plan is a fatal error).
     """
 
     run_id: str
@@ -58,6 +60,8 @@ class RunPlan:
     quota: dict[str, Any] | None
     item_cost_bytes: float
     format: int = PLAN_FORMAT
+    attempt: str = ""  # "" for plans made before attempts: shards/NNNNN.jsonl.gz
+    filtered_csv: str = ""  # path of the filtered objects with reasons; "" when none
 
     @property
     def shards(self) -> int:
@@ -194,13 +198,23 @@ def decode_shard(data: builtins.bytes) -> Iterator[Item]:
 _DAMAGE = (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError)
 
 
-async def read_shard(store: StateStore, run_id: str, index: int) -> list[Item]:
-    """Shard ``index`` of run ``run_id``; ConfigError when it is missing, StateDamaged when
-    it cannot be read."""
-    path = RunLayout(run_id).shard(index)
+async def read_shard(store: StateStore, plan: RunPlan, index: int) -> list[Item]:
+    """Shard ``index`` of ``plan`` (its attempt), checked against the ETag run.json
+    recorded. ConfigError when it is missing; StateDamaged when it was rewritten after the
+    plan or cannot be read (fatal: a retry reads the same bytes)."""
+    run_id = plan.run_id
+    path = RunLayout(run_id).shard(index, plan.attempt)
     blob = await store.get(path)
     if blob is None:
         raise ConfigError(f"run {run_id}: {path} is missing from {store.uri}; plan again")
+    recorded = plan.shard_etags[index] if index < len(plan.shard_etags) else None
+    if recorded is not None and blob.etag.strip('"') != recorded.strip('"'):
+        raise StateDamaged(
+            f"shard file {store.uri.rstrip('/')}/{path} does not match run.json (ETag "
+            f"{blob.etag.strip(chr(34))}, recorded {recorded.strip(chr(34))}): it is damaged "
+            "or was rewritten after the plan; restore it, or plan the source again under a "
+            "new run id"
+        )
     try:
         return list(decode_shard(blob.data))
     except _DAMAGE as exc:

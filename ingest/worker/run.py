@@ -63,7 +63,7 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             raise ConfigError(
                 f"shard index {index} is outside run {run_id!r} (0..{plan.shards - 1})"
             )
-        items = await read_shard(store, run_id, index)
+        items = await read_shard(store, plan, index)
 
         checkpoints = CheckpointStore(store, layout, index)
         checkpoint = await checkpoints.claim()

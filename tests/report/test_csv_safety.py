@@ -37,7 +37,7 @@ async def test_formula_like_cells_are_prefixed_with_a_quote(tmp_path: Path) -> N
             run_id="r-csv",
         )
         layout = RunLayout("r-csv")
-        blob = await store.get(layout.shard(0))
+        blob = await store.get(layout.shard(0, out.plan.attempt))
         assert blob is not None
         planned = list(decode_shard(blob.data))
         results = [

@@ -69,7 +69,7 @@ def test_damaged_parts_and_shards_and_lying_checkpoints(tmp_path: Path, sandbox:
 
     # 14: a truncated shard file: the worker stops fatal (not retried as transient), and
     # `report` still writes shard 0's rows and names the damaged shard.
-    shard = root / "shards" / "00001.jsonl.gz"
+    [shard] = root.glob("shards/*/00001.jsonl.gz")
     shard.write_bytes(shard.read_bytes()[:20])
     code, err = _cli(["work", "--run-id", run, *st, "--index", "1"], env)
     assert code == 3, err[-3000:]
