@@ -253,11 +253,11 @@ async def build_report(
             raise ReportInvariantError(
                 f"the report has {total} rows but the plan {plan.items} items"
             )
-        await store.put(layout.report_csv, _read_back(full))
+        await store.put_file(layout.report_csv, _rewound(full))
         failed_path = None
         if failed_only:
             failed_path = f"{layout.root}/failed.csv"
-            await store.put(failed_path, _read_back(failures))
+            await store.put_file(failed_path, _rewound(failures))
 
     finished = dt.datetime.now(dt.UTC)
     started = dt.datetime.fromisoformat(plan.created_at)
@@ -300,11 +300,13 @@ async def build_report(
     return report
 
 
-def _read_back(f: IO[str]) -> bytes:
+def _rewound(f: IO[str]) -> IO[bytes]:
+    """The bytes under a text temp file, from the start (streamed to the store)."""
     f.flush()
     f.seek(0)
-    data: str = f.read()
-    return data.encode("utf-8")
+    buffer: IO[bytes] = f.buffer  # type: ignore[attr-defined]
+    buffer.seek(0)
+    return buffer
 
 
 def _join(uri: str, path: str) -> str:

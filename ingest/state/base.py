@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import IO, Protocol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,11 @@ class StateStore(Protocol):
 
     async def put(self, path: str, data: bytes) -> str:
         """Write unconditionally (for objects only one writer ever makes); returns the ETag."""
+        ...
+
+    async def put_file(self, path: str, f: IO[bytes]) -> str:
+        """Write unconditionally the bytes of ``f`` from its position to its end, streamed
+        (a report of millions of rows never sits in memory); returns the ETag."""
         ...
 
     async def create(self, path: str, data: bytes) -> str:
