@@ -6,6 +6,7 @@ state store), by what the caller should do about them::
     IngestError
      ├── ConfigError        bad usage or configuration          → exit 2, nothing retried
      ├── FatalError         fatal for the whole run             → exit 3 (401/403, quota)
+     │    └── StateDamaged  a state-store file is truncated or garbled: retrying cannot help
      ├── RetryableError     transient: retry with backoff       → exit 1 once retries run out
      │    └── RateLimited   429, with the server's Retry-After when it sent one
      ├── ItemRejected       this item cannot be uploaded        → outcome `failed`, shard goes on
@@ -78,6 +79,11 @@ class FatalError(IngestError):
     """Nothing in this run can succeed (bad key, quota exhausted): stop everything."""
 
     exit_code = ExitCode.FATAL
+
+
+class StateDamaged(FatalError):
+    """A file in the state store cannot be read (truncated, garbled): the message names it
+    and the fix. Fatal: a retry reads the same bytes."""
 
 
 class RetryableError(IngestError):

@@ -14,19 +14,20 @@ then stored.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import csv
 import dataclasses
 import datetime as dt
 import json
 import logging
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, StateDamaged
 from ingest.items import Item, ItemResult, Outcome
 from ingest.state.base import RunLayout, StateStore
+from ingest.state.csvcells import cell, csv_temp
 from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Report:
     verdict: str | None
     report_csv: str
     failed_csv: str | None = None
+    damaged: list[str] = dataclasses.field(default_factory=list)
+    filtered_csv: str | None = None  # every filtered object with its reason (gzip CSV)
 
     @property
     def uploaded_bytes(self) -> int:
@@ -100,8 +103,12 @@ class Report:
         if self.filtered_by_reason:
             filtered = ", ".join(f"{k} {n:,}" for k, n in sorted(self.filtered_by_reason.items()))
             lines.append(f"filtered before planning: {filtered}")
+            if self.filtered_csv:
+                lines.append(f"filtered objects and why: {self.filtered_csv}")
         if self.failed_indexes:
             lines.append(f"failed indexes: {self.failed_indexes}")
+        for where in self.damaged:
+            lines.append(f"damaged, not read: {where}")
         lines.append(f"report: {self.report_csv}")
         if self.failed_csv:
             lines.append(f"failures only: {self.failed_csv}")
@@ -125,22 +132,31 @@ class ShardStatus:
         return "in progress" if self.generation else "not started"
 
 
-async def shard_statuses(store: StateStore, plan: RunPlan) -> list[ShardStatus]:
-    out = []
-    for index, (items, nbytes) in enumerate(zip(plan.shard_items, plan.shard_bytes, strict=True)):
-        cp = await read_checkpoint(store, plan.run_id, index)
-        out.append(
-            ShardStatus(
-                index,
-                items,
-                nbytes,
-                min(cp.count(), items),
-                cp.worker_id,
-                cp.generation,
-                cp.updated_at,
-            )
+STATUS_READS = 16  # checkpoints read at once by status and the progress view
+
+
+async def shard_statuses(
+    store: StateStore, plan: RunPlan, concurrency: int = STATUS_READS
+) -> list[ShardStatus]:
+    """Every shard's progress from its checkpoint; at most ``concurrency`` reads at once
+    (one at a time, a status of thousands of shards on S3 took minutes a tick)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> ShardStatus:
+        async with gate:
+            cp = await read_checkpoint(store, plan.run_id, index)
+        items = plan.shard_items[index]
+        return ShardStatus(
+            index,
+            items,
+            plan.shard_bytes[index],
+            min(cp.count(), items),
+            cp.worker_id,
+            cp.generation,
+            cp.updated_at,
         )
-    return out
+
+    return list(await asyncio.gather(*(one(i) for i in range(plan.shards))))
 
 
 def merge_shard(
@@ -170,8 +186,8 @@ def merge_shard(
 
 def _csv_row(index: int, item: Item, r: ItemResult) -> list[Any]:
     return [
-        index, r.ordinal, item.bucket or "", item.key, item.size, r.outcome.value,
-        r.image_id or "", r.reason or "", r.http_status or "", r.attempts,
+        index, r.ordinal, cell(item.bucket or ""), cell(item.key), item.size, r.outcome.value,
+        cell(r.image_id or ""), cell(r.reason or ""), r.http_status or "", r.attempts,
     ]  # fmt: skip
 
 
@@ -193,21 +209,33 @@ async def build_report(
     bytes_by: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
     complete: list[int] = []
-    with (
-        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as full,
-        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as failures,
-    ):
+    damaged: list[str] = []  # files that could not be read
+    lost: list[str] = []  # damaged files whose loss leaves rows without an outcome
+    unread_items = 0
+    with csv_temp() as full, csv_temp() as failures:
         writers = [csv.writer(full), csv.writer(failures)]
         for w in writers:
             w.writerow(CSV_COLUMNS)
         for index in range(plan.shards):
-            items = await read_shard(store, run_id, index)
+            try:
+                items = await read_shard(store, plan, index)
+            except StateDamaged as exc:
+                log.error("%s", exc)
+                where = _join(store.uri, layout.shard(index, plan.attempt))
+                damaged.append(where)
+                lost.append(where)
+                unread_items += plan.shard_items[index]
+                continue
             if len(items) != plan.shard_items[index]:
                 raise ReportInvariantError(
                     f"shard {index} holds {len(items)} items, run.json says "
                     f"{plan.shard_items[index]}; the shard file was changed after planning"
                 )
-            results = await read_results(store, layout, index)
+            bad_parts: list[str] = []
+            results = await read_results(store, layout, index, bad_parts)
+            damaged.extend(bad_parts)
+            if bad_parts and len(results) < len(items):
+                lost.extend(bad_parts)
             shard_done = True
             for item, r in merge_shard(index, items, results):
                 by_outcome[r.outcome.value] += 1
@@ -220,16 +248,16 @@ async def build_report(
                     shard_done = shard_done and r.reason != NOT_PROCESSED
             if shard_done:
                 complete.append(index)
-        total = sum(by_outcome.values())
+        total = sum(by_outcome.values()) + unread_items
         if total != plan.items:
             raise ReportInvariantError(
                 f"the report has {total} rows but the plan {plan.items} items"
             )
-        await store.put(layout.report_csv, _read_back(full))
+        await store.put_file(layout.report_csv, _rewound(full))
         failed_path = None
         if failed_only:
             failed_path = f"{layout.root}/failed.csv"
-            await store.put(failed_path, _read_back(failures))
+            await store.put_file(failed_path, _rewound(failures))
 
     finished = dt.datetime.now(dt.UTC)
     started = dt.datetime.fromisoformat(plan.created_at)
@@ -255,19 +283,30 @@ async def build_report(
         verdict=verdict,
         report_csv=_join(store.uri, layout.report_csv),
         failed_csv=_join(store.uri, failed_path) if failed_path else None,
+        damaged=damaged,
+        filtered_csv=_join(store.uri, plan.filtered_csv) if plan.filtered_csv else None,
     )
     await store.put(
         layout.report_json, json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
     )
     log.info("report of run %s written", run_id, extra={"report": report.report_csv})
+    if lost:
+        raise StateDamaged(
+            f"run {run_id}: the report at {report.report_csv} lacks the rows of damaged "
+            f"state file(s) {', '.join(lost)}; for a results part, run "
+            f"'aion-ingest resume {run_id}' (its items are redone); for a shard file, "
+            "restore it or plan the source again under a new run id"
+        )
     return report
 
 
-def _read_back(f: IO[str]) -> bytes:
+def _rewound(f: IO[str]) -> IO[bytes]:
+    """The bytes under a text temp file, from the start (streamed to the store)."""
     f.flush()
     f.seek(0)
-    data: str = f.read()
-    return data.encode("utf-8")
+    buffer: IO[bytes] = f.buffer  # type: ignore[attr-defined]
+    buffer.seek(0)
+    return buffer
 
 
 def _join(uri: str, path: str) -> str:
@@ -280,7 +319,7 @@ async def failed_items(store: StateStore, run_id: str) -> tuple[RunPlan, list[It
     layout = RunLayout(run_id)
     out: list[Item] = []
     for index in range(plan.shards):
-        items = await read_shard(store, run_id, index)
+        items = await read_shard(store, plan, index)
         results = await read_results(store, layout, index)
         out.extend(
             item for item, r in merge_shard(index, items, results) if r.outcome is Outcome.FAILED

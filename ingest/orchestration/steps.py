@@ -9,8 +9,9 @@ from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.orchestration.progress import RunProgress, RunTracker
 from ingest.planning.planner import PlanOutcome
 from ingest.report import build_report, shard_statuses
-from ingest.state.base import StateStore
-from ingest.state.records import RunPlan, read_plan
+from ingest.state.base import RunLayout, StateStore
+from ingest.state.claims import backed_claims
+from ingest.state.records import RunPlan, read_checkpoint, read_plan
 
 Planner = Callable[[str | None], Awaitable[PlanOutcome]]
 """Plan run ``run_id`` (None: a new id) into the store, or read back its finished plan."""
@@ -46,7 +47,18 @@ class StoreSteps:
         return outcome.plan
 
     async def complete_shards(self, plan: RunPlan) -> list[int]:
-        return [s.index for s in await shard_statuses(self.store, plan) if s.state == "complete"]
+        """Shards whose checkpoint says complete AND whose results back every claim (a
+        checkpoint that claims more than its results is redone, not trusted)."""
+        layout = RunLayout(plan.run_id)
+        out = []
+        for s in await shard_statuses(self.store, plan):
+            if s.state != "complete":
+                continue
+            claimed = await read_checkpoint(self.store, plan.run_id, s.index)
+            backed = await backed_claims(self.store, layout, s.index, claimed)
+            if backed.is_complete(s.items):
+                out.append(s.index)
+        return out
 
     def tracker(self, run_id: str) -> RunTracker | None:
         """The run's progress tracker once it has sampled (``tracker.latest``)."""

@@ -6,9 +6,11 @@ flat however long the listing (:mod:`ingest.planning.spool`): pass 1 streams the
 listing to disk while counting; then ``quota-check`` is asked, before anything is
 written; pass 2 reads the spool and writes the shards one at a time
 (:mod:`ingest.planning.balance` says where each item goes). ``run.json`` is created last
-with create-if-absent, so its presence means the plan is complete; shards without it are
-a half plan, which the next attempt redoes (the same listing gives byte-identical shards)
-and completes.
+with create-if-absent, so its presence means the plan is complete. Each attempt writes its
+shards under its own attempt id (``shards/<attempt>/``), named in run.json with each
+shard's ETag: two planners of one run id never mix their shards (the one whose run.json
+was created wins; the other removes its shards), and shards without run.json (an
+interrupted attempt) are removed by the attempt that completes the plan.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import gzip
 import hashlib
 import json
 import logging
+import secrets
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +33,7 @@ from typing import Any, Literal, Protocol
 from ingest.errors import ConfigError, FatalError, StateConflict
 from ingest.items import Item
 from ingest.planning.balance import Cost, Cutter, shard_count
+from ingest.planning.filtered import FilteredWriter
 from ingest.planning.model import QuotaCheck, quota_to_json
 from ingest.planning.runid import check_run_id, new_run_id
 from ingest.planning.spool import SpoolStats, SpoolWriter, read_spool
@@ -89,7 +93,8 @@ async def make_plan(
     cost = Cost.from_settings(settings.plan)
     with tempfile.TemporaryDirectory(prefix="aion-plan-") as tmp:
         spool = Path(tmp) / "spool.jsonl.gz"
-        stats, filtered = await _spool_listing(items, item_filter, spool, cost)
+        dropped = FilteredWriter(Path(tmp) / "filtered.csv.gz")
+        stats, filtered = await _spool_listing(items, item_filter, spool, cost, dropped)
         quota = await _ask_quota(quota_check, stats.items, settings)
         n = shard_count(stats.items, stats.bytes, stats.half_max_cost, cost, settings.plan.shards)
         plan = RunPlan(
@@ -109,6 +114,7 @@ async def make_plan(
             histogram=stats.histogram_dict(),
             quota=quota,
             item_cost_bytes=cost.per_item,
+            attempt=secrets.token_hex(6),
         )
         if dry_run or store is None:
             await _write_shards(plan, spool, stats, n, cost, None, layout)
@@ -119,18 +125,25 @@ async def make_plan(
                 "run %s has shards but no run.json (an interrupted plan): redoing it", run_id
             )
         written = await _write_shards(plan, spool, stats, n, cost, store, layout)
-        for path in sorted(set(stale) - written):  # left over from a plan with more shards
-            await store.delete(path)
+        if dropped.rows:
+            path = layout.filtered_csv(plan.attempt)
+            await store.put(path, await asyncio.to_thread(dropped.path.read_bytes))
+            written.add(path)
+            plan.filtered_csv = path
     try:
         await create_plan(store, plan)
     except StateConflict:
-        # Another planner of this run id finished first; its run.json rules. Our shards,
-        # if they differ, no longer match its recorded ETags, which readers check.
+        # Another planner of this run id finished first; its run.json rules and names its
+        # own attempt, so our shards are never read: remove them.
         theirs = await find_plan(store, run_id)
         if theirs is None:
             raise
         log.warning("run %s was planned concurrently by another planner; using its plan", run_id)
+        for path in sorted(written):
+            await store.delete(path)
         return PlanOutcome(theirs, "existing", store.uri)
+    for path in sorted(set(stale) - written):  # an interrupted attempt's shards
+        await store.delete(path)
     return PlanOutcome(plan, "completed" if stale else "planned", store.uri)
 
 
@@ -145,9 +158,14 @@ def settings_digest(settings: Settings) -> str:
 
 
 async def _spool_listing(
-    items: AsyncIterator[Item], item_filter: ItemFilter | None, spool: Path, cost: Cost
+    items: AsyncIterator[Item],
+    item_filter: ItemFilter | None,
+    spool: Path,
+    cost: Cost,
+    dropped: FilteredWriter,
 ) -> tuple[SpoolStats, Counter[str]]:
-    """Pass 1: the filtered listing into the spool; what was kept and what was dropped."""
+    """Pass 1: the filtered listing into the spool, each dropped item into ``dropped``;
+    what was kept and what was dropped (counts by reason)."""
     writer = SpoolWriter(spool, cost.per_item, cost.allowance)
     filtered: Counter[str] = Counter()
     seen = 0
@@ -159,10 +177,12 @@ async def _spool_listing(
             why = item_filter.reason(item) if item_filter is not None else None
             if why is not None:
                 filtered[why] += 1
+                dropped.add(item, why)
             else:
                 writer.add(item)
     finally:
         writer.close()
+        dropped.close()
     return writer.stats, filtered
 
 
@@ -199,8 +219,9 @@ async def _write_shards(
     while (shard := await asyncio.to_thread(next, shards, None)) is not None:
         index, data, count, nbytes = shard
         if store is not None:
-            etag = await store.put(layout.shard(index), data)
-            written.add(layout.shard(index))
+            path = layout.shard(index, plan.attempt)
+            etag = await store.put(path, data)
+            written.add(path)
         else:
             etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         plan.shard_items.append(count)

@@ -69,7 +69,10 @@ class SpoolWriter:
             self._flush()
 
     def _flush(self) -> None:
-        self._file.write(self._zip.compress("".join(self._lines).encode()))
+        # surrogatepass: a local file name with bytes that are not UTF-8 arrives as lone
+        # surrogates (os.fsdecode); they are kept, and json.loads reads them back.
+        data = "".join(self._lines).encode("utf-8", "surrogatepass")
+        self._file.write(self._zip.compress(data))
         self._lines.clear()
 
     def close(self) -> None:

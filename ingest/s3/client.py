@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import email.utils
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import aioboto3
 from aiobotocore.config import AioConfig
@@ -43,6 +43,8 @@ from ingest.s3.lean import (
 from ingest.s3.tuning import trim_request_overhead
 from ingest.s3.uris import s3_uri
 from ingest.streams import CHUNK_SIZE
+
+PART_SIZE = 8 * 1024 * 1024  # multipart parts of a streamed state write (S3 minimum: 5 MiB)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -262,6 +264,42 @@ class S3Client:
                 raise ConditionLost(str(exc.response.get("Error", {}).get("Code", ""))) from None
             raise translate(exc, where, "state", bucket) from exc
         return str(response["ETag"]).strip('"')
+
+    async def write_file(
+        self, bucket: str, key: str, f: IO[bytes], where: str, *, part_size: int = PART_SIZE
+    ) -> str:
+        """PutObject of ``f``'s bytes (from its position), streamed: a multipart upload of
+        ``part_size`` parts when there is more than one part (aborted on failure), so
+        memory holds one part, whatever the size. The new ETag."""
+        first = await asyncio.to_thread(f.read, part_size)
+        if len(first) < part_size:
+            return await self.write(bucket, key, first, where)
+        client = await self.client()
+        try:
+            upload = await client.create_multipart_upload(Bucket=bucket, Key=key)
+            upload_id = upload["UploadId"]
+        except S3_ERRORS as exc:
+            raise translate(exc, where, "state", bucket) from exc
+        try:
+            parts: list[dict[str, Any]] = []
+            chunk = first
+            while chunk:
+                number = len(parts) + 1
+                answer = await client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                chunk = await asyncio.to_thread(f.read, part_size)
+            done = await client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException as exc:
+            with contextlib.suppress(*S3_ERRORS):
+                await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            if isinstance(exc, S3_ERRORS):
+                raise translate(exc, where, "state", bucket) from exc
+            raise
+        return str(done["ETag"]).strip('"')
 
     async def delete(self, bucket: str, key: str, where: str) -> None:
         """DeleteObject; a key already gone is fine."""

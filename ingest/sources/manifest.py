@@ -176,12 +176,13 @@ class ManifestSource:
             self._bad(where, row)
 
     def _bad(self, where: str, row: fmt.BadRow) -> None:
+        reason = row.reason if len(row.reason) <= 300 else row.reason[:300] + "..."
         if self.fail_fast:
             raise ConfigError(
-                f"{where} line {row.line}: {row.reason}; fix the line or set "
+                f"{where} line {row.line}: {reason}; fix the line or set "
                 "INGEST_SOURCE__MANIFEST_ERRORS=skip to skip bad lines"
             )
-        self.problems.add(where, row.line, row.reason)
+        self.problems.add(where, row.line, reason)
 
     # --- reading -----------------------------------------------------------------------
 

@@ -113,34 +113,74 @@ async def _file_chunks(location: str) -> AsyncIterator[bytes]:
         f.close()
 
 
-async def numbered_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
-    """(line number from 1, line without its end) of a byte stream; a BOM is dropped."""
-    rest = b""
+MAX_LINE_BYTES = 64 * 1024  # a row: an S3 key (at most 1,024 bytes) plus title, tags...
+MAX_KEY_BYTES = 1024  # S3's own limit on a key
+
+
+async def numbered_lines(
+    chunks: AsyncIterator[bytes], max_bytes: int = MAX_LINE_BYTES
+) -> AsyncIterator[tuple[int, bytes | BadRow]]:
+    """(line number from 1, line without its end) of a byte stream; a BOM is dropped.
+
+    A line longer than ``max_bytes`` is a BadRow, and its bytes are dropped as they come:
+    memory stays at one line and time linear, newline or not (a line is never re-split).
+    """
+    pieces: list[bytes] = []
+    held = 0  # bytes of the current line so far (counted on, once it is too long)
     number = 0
     first = True
+
+    def finish(last: bytes) -> bytes | BadRow:
+        nonlocal held
+        total = held + len(last)
+        line: bytes | BadRow
+        if total > max_bytes:
+            line = BadRow(
+                number,
+                f"line is {total:,} bytes, longer than any manifest row can be "
+                f"({max_bytes:,}; S3 keys are at most {MAX_KEY_BYTES:,})",
+            )
+        else:
+            line = (b"".join(pieces) + last if pieces else last).removesuffix(b"\r")
+        pieces.clear()
+        held = 0
+        return line
+
     async for chunk in chunks:
         if first:
             chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
-        rest += chunk
-        *lines, rest = rest.split(b"\n")
-        for line in lines:
+        parts = chunk.split(b"\n")
+        for part in parts[:-1]:
             number += 1
-            yield number, line.removesuffix(b"\r")
-    if rest:
-        yield number + 1, rest.removesuffix(b"\r")
+            yield number, finish(part)
+        tail = parts[-1]
+        if held + len(tail) <= max_bytes:
+            pieces.append(tail)
+        else:
+            pieces.clear()  # too long already: only its length is kept
+        held += len(tail)
+    if held:
+        number += 1
+        yield number, finish(b"")
 
 
 _MAX_RECORD_LINES = 1000  # a quoted cell open longer than this is a broken file, not data
 
 
 async def csv_records(
-    lines: AsyncIterator[tuple[int, bytes]],
+    lines: AsyncIterator[tuple[int, bytes | BadRow]],
 ) -> AsyncIterator[tuple[int, list[str] | BadRow]]:
     """CSV records with the line each starts on. A quoted cell may span lines: while the
     csv module says "unexpected end of data" the next line is added to the record."""
     pending: list[str] = []
     start = 0
     async for number, raw in lines:
+        if isinstance(raw, BadRow):
+            if pending:
+                yield start, BadRow(start, "a quoted cell is never closed")
+                pending = []
+            yield number, raw
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -208,6 +248,8 @@ def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | 
             return BadRow(line, "no key")
         if url_keys and ("%" in key or "+" in key):
             key = urllib.parse.unquote_plus(key)
+        if len(key) > MAX_KEY_BYTES // 4 and _utf8_len(key) > MAX_KEY_BYTES:
+            return BadRow(line, f"key is longer than S3 allows ({MAX_KEY_BYTES:,} bytes)")
         size_text = get("size")
         size = UNKNOWN_SIZE
         if size_text is not None and size_text != "":
@@ -240,8 +282,14 @@ def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | 
         return BadRow(line, str(exc))
 
 
-def jsonl_row(line: int, raw: bytes) -> Mapping[str, Any] | BadRow | None:
+def _utf8_len(text: str) -> int:
+    return len(text.encode(errors="surrogatepass"))
+
+
+def jsonl_row(line: int, raw: bytes | BadRow) -> Mapping[str, Any] | BadRow | None:
     """One JSON Lines row as a mapping, None for a blank line, or a BadRow."""
+    if isinstance(raw, BadRow):
+        return raw
     if not raw.strip():
         return None
     try:

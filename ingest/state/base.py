@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import IO, Protocol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,11 @@ class StateStore(Protocol):
 
     async def put(self, path: str, data: bytes) -> str:
         """Write unconditionally (for objects only one writer ever makes); returns the ETag."""
+        ...
+
+    async def put_file(self, path: str, f: IO[bytes]) -> str:
+        """Write unconditionally the bytes of ``f`` from its position to its end, streamed
+        (a report of millions of rows never sits in memory); returns the ETag."""
         ...
 
     async def create(self, path: str, data: bytes) -> str:
@@ -71,8 +76,16 @@ class RunLayout:
     def run_json(self) -> str:
         return f"{self.root}/run.json"
 
-    def shard(self, index: int) -> str:
+    def shard(self, index: int, attempt: str = "") -> str:
+        """Shard ``index`` of plan attempt ``attempt`` (each planner writes its own; "" is
+        the layout of plans made before attempts)."""
+        if attempt:
+            return f"{self.root}/shards/{attempt}/{index:05d}.jsonl.gz"
         return f"{self.root}/shards/{index:05d}.jsonl.gz"
+
+    def filtered_csv(self, attempt: str) -> str:
+        """The listed objects that plan attempt ``attempt`` filtered out, with reasons."""
+        return f"{self.root}/shards/{attempt}/filtered.csv.gz"
 
     def checkpoint(self, index: int) -> str:
         return f"{self.root}/checkpoints/{index:05d}.json"

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from ingest.errors import ConfigError, IngestError, RetryableError, StateConflict
 from ingest.s3.uris import path_from_uri
@@ -38,6 +38,9 @@ T = TypeVar("T")
 
 # Filesystems without hard links (some FUSE mounts, SMB) cannot give an atomic create.
 _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+_COPY_CHUNK = 1024 * 1024
 
 
 def etag_of(data: bytes) -> str:
@@ -77,6 +80,9 @@ class LocalStateStore:
 
     async def put(self, path: str, data: bytes) -> str:
         return await self._run(lambda: self._put(check_path(path), data), path)
+
+    async def put_file(self, path: str, f: IO[bytes]) -> str:
+        return await self._run(lambda: self._put_file(check_path(path), f), path)
 
     async def create(self, path: str, data: bytes) -> str:
         return await self._run(lambda: self._create(check_path(path), data), path)
@@ -126,10 +132,14 @@ class LocalStateStore:
         """A fully written, synced sibling of ``final`` under a hidden unique name."""
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(temp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)  # a full disk must not leave it behind
+            raise
         return temp
 
     def _put(self, path: str, data: bytes) -> str:
@@ -140,6 +150,23 @@ class LocalStateStore:
         finally:
             temp.unlink(missing_ok=True)
         return etag_of(data)
+
+    def _put_file(self, path: str, f: IO[bytes]) -> str:
+        final = self._file(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with open(temp, "wb") as out:
+                while chunk := f.read(_COPY_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+        return digest.hexdigest()
 
     def _create(self, path: str, data: bytes) -> str:
         final = self._file(path)
@@ -207,7 +234,9 @@ class LocalStateStore:
                 age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
                 continue  # released meanwhile: try again at once
-            if age > self._lock_stale:
+            # A lock dated in the future (a writer with a wrong clock) would never age:
+            # more than the stale time ahead counts as stale too.
+            if abs(age) > self._lock_stale:
                 broken = lock.with_name(f"{lock.name}.{uuid.uuid4().hex}.stale")
                 try:
                     os.rename(lock, broken)

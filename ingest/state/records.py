@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, StateDamaged
 from ingest.items import Item, ItemResult, Outcome
 from ingest.state.base import RunLayout, StateStore
 
@@ -37,8 +37,10 @@ class RunPlan:
     """Everything ``run.json`` says about a run.
 
     run.json is written last, with create-if-absent: its presence means every shard it
-    lists is complete. It records each shard's ETag, so a shard rewritten after the plan
-    (a second planner of the same run id with a different listing) is detected.
+    lists is complete. Each plan attempt writes its shards under its own ``attempt`` id,
+    so two planners of one run id never mix their shards: the one whose run.json was
+    created wins, and readers read only its attempt. run.json also records each shard's
+    ETag, which readers check (a shard rewritten after the plan is a fatal error).
     """
 
     run_id: str
@@ -58,6 +60,8 @@ class RunPlan:
     quota: dict[str, Any] | None
     item_cost_bytes: float
     format: int = PLAN_FORMAT
+    attempt: str = ""  # "" for plans made before attempts: shards/NNNNN.jsonl.gz
+    filtered_csv: str = ""  # path of the filtered objects with reasons; "" when none
 
     @property
     def shards(self) -> int:
@@ -190,13 +194,39 @@ def decode_shard(data: builtins.bytes) -> Iterator[Item]:
             yield item_from_json(json.loads(line))
 
 
-async def read_shard(store: StateStore, run_id: str, index: int) -> list[Item]:
-    """Shard ``index`` of run ``run_id``; ConfigError when it is missing."""
-    path = RunLayout(run_id).shard(index)
+# What a truncated or garbled gzip JSON-lines file raises while being decoded.
+_DAMAGE = (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError)
+
+
+async def read_shard(store: StateStore, plan: RunPlan, index: int) -> list[Item]:
+    """Shard ``index`` of ``plan`` (its attempt), checked against the ETag run.json
+    recorded. ConfigError when it is missing; StateDamaged when it was rewritten after the
+    plan or cannot be read (fatal: a retry reads the same bytes)."""
+    run_id = plan.run_id
+    path = RunLayout(run_id).shard(index, plan.attempt)
     blob = await store.get(path)
     if blob is None:
         raise ConfigError(f"run {run_id}: {path} is missing from {store.uri}; plan again")
-    return list(decode_shard(blob.data))
+    recorded = plan.shard_etags[index] if index < len(plan.shard_etags) else None
+    if recorded is not None and blob.etag.strip('"') != recorded.strip('"'):
+        raise StateDamaged(
+            f"shard file {store.uri.rstrip('/')}/{path} does not match run.json (ETag "
+            f"{blob.etag.strip(chr(34))}, recorded {recorded.strip(chr(34))}): it is damaged "
+            "or was rewritten after the plan; restore it, or plan the source again under a "
+            "new run id"
+        )
+    try:
+        return list(decode_shard(blob.data))
+    except _DAMAGE as exc:
+        raise StateDamaged(
+            f"shard file {store.uri.rstrip('/')}/{path} is damaged ({_why(exc)}); restore "
+            "it from a backup, or plan the source again under a new run id"
+        ) from None
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:120] + "..."
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -342,11 +372,12 @@ def result_from_json(d: Mapping[str, Any]) -> ItemResult:
 
 def encode_part(results: list[ItemResult]) -> bytes:
     lines = "".join(json.dumps(result_to_json(r), ensure_ascii=False) + "\n" for r in results)
-    return gzip.compress(lines.encode(), compresslevel=6, mtime=0)
+    # surrogatepass: keys from file names that are not UTF-8 (see planning/spool.py)
+    return gzip.compress(lines.encode("utf-8", "surrogatepass"), compresslevel=6, mtime=0)
 
 
 def decode_part(data: bytes) -> list[ItemResult]:
-    text = gzip.decompress(data).decode()
+    text = gzip.decompress(data).decode("utf-8", "surrogatepass")
     return [result_from_json(json.loads(line)) for line in text.splitlines() if line]
 
 
@@ -366,13 +397,31 @@ async def list_parts(store: StateStore, layout: RunLayout, index: int) -> list[t
     return sorted(parts)
 
 
-async def read_results(store: StateStore, layout: RunLayout, index: int) -> dict[int, ItemResult]:
-    """Every stored outcome of shard ``index`` by ordinal; the latest part wins."""
+async def read_results(
+    store: StateStore, layout: RunLayout, index: int, damaged: list[str] | None = None
+) -> dict[int, ItemResult]:
+    """Every stored outcome of shard ``index`` by ordinal; the latest part wins.
+
+    A part that cannot be read (truncated, garbled) is StateDamaged, or, when ``damaged``
+    is given, its path is appended there and the other parts are read: its outcomes are
+    lost, and their ordinals count as never done (``resume`` redoes them).
+    """
     out: dict[int, ItemResult] = {}
     for _, path in await list_parts(store, layout, index):
         blob = await store.get(path)
         if blob is None:  # listed, then deleted: nothing to read
             continue
-        for result in decode_part(blob.data):
+        try:
+            results = decode_part(blob.data)
+        except _DAMAGE as exc:
+            where = f"{store.uri.rstrip('/')}/{path}"
+            if damaged is None:
+                raise StateDamaged(
+                    f"results part {where} is damaged ({_why(exc)}); run "
+                    f"'aion-ingest resume {layout.run_id}' to redo the items it held"
+                ) from None
+            damaged.append(where)
+            continue
+        for result in results:
             out[result.ordinal] = result
     return out

@@ -11,6 +11,7 @@ are errors naming the fix.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import IO
 
 from ingest.errors import StateConflict
 from ingest.s3.client import ConditionLost, S3Client, S3Config
@@ -61,6 +62,9 @@ class S3StateStore:
 
     async def put(self, path: str, data: bytes) -> str:
         return await self._s3.write(self.bucket, self._key(path), data, self._where(path))
+
+    async def put_file(self, path: str, f: IO[bytes]) -> str:
+        return await self._s3.write_file(self.bucket, self._key(path), f, self._where(path))
 
     async def create(self, path: str, data: bytes) -> str:
         try:

@@ -93,7 +93,7 @@ def idempotency_key(namespace: str, item: Item) -> str:
     or version) gets a new key.
     """
     parts = (namespace, item.bucket or "", item.key, item.etag or "", item.version_id or "")
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return IDEMPOTENCY_PREFIX + digest[:40]
 
 

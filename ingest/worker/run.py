@@ -29,6 +29,7 @@ from ingest.settings import Settings
 from ingest.sources import open_source
 from ingest.state import open_state
 from ingest.state.base import RunLayout
+from ingest.state.claims import verify_claims
 from ingest.state.records import read_plan, read_shard
 from ingest.worker.accounting import Accounting
 from ingest.worker.checkpoint import CheckpointStore
@@ -63,10 +64,11 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             raise ConfigError(
                 f"shard index {index} is outside run {run_id!r} (0..{plan.shards - 1})"
             )
-        items = await read_shard(store, run_id, index)
+        items = await read_shard(store, plan, index)
 
         checkpoints = CheckpointStore(store, layout, index)
         checkpoint = await checkpoints.claim()
+        await verify_claims(store, layout, index, checkpoint)  # a claim without a result
         writer = ResultsWriter(
             store,
             layout,

@@ -88,4 +88,5 @@ def test_plan_from_s3_onto_s3(s3_bucket: S3Bucket) -> None:
         o["Key"]
         for o in s3_bucket.server.client().list_objects_v2(Bucket=s3_bucket.name)["Contents"]
     }
-    assert {"state/runs/s3run/run.json", "state/runs/s3run/shards/00002.jsonl.gz"} <= keys
+    shard = f"state/runs/s3run/shards/{plan['attempt']}/00002.jsonl.gz"
+    assert {"state/runs/s3run/run.json", shard} <= keys

@@ -36,7 +36,7 @@ async def _shards(store: StateStore, plan: RunPlan) -> list[list[Item]]:
     layout = RunLayout(plan.run_id)
     out = []
     for i in range(plan.shards):
-        blob = await store.get(layout.shard(i))
+        blob = await store.get(layout.shard(i, plan.attempt))
         assert blob is not None
         assert blob.etag == plan.shard_etags[i]
         out.append(list(decode_shard(blob.data)))
@@ -170,7 +170,7 @@ async def test_a_half_written_plan_is_redone_and_completed(folder: StateStore) -
     )
     assert out.status == "completed"
     assert [p async for p in folder.list(f"{layout.root}/shards/")] == [
-        layout.shard(i) for i in range(5)
+        layout.shard(i, out.plan.attempt) for i in range(5)
     ]
     assert _by_key(i for s in await _shards(folder, out.plan) for i in s) == items
 
@@ -220,7 +220,7 @@ async def test_planning_onto_s3(s3_bucket: S3Bucket) -> None:
         o["Key"]
         for o in s3_bucket.server.client().list_objects_v2(Bucket=s3_bucket.name)["Contents"]
     ]
-    assert keys[-1] == "state/runs/s3/shards/00002.jsonl.gz"
+    assert keys[-1] == f"state/runs/s3/shards/{out.plan.attempt}/00002.jsonl.gz"
     assert "state/runs/s3/run.json" in keys
 
 

@@ -43,7 +43,7 @@ async def _write_results(
 
 
 async def _shard(store: StateStore, plan: RunPlan, index: int) -> list[tuple[str, int]]:
-    blob = await store.get(RunLayout(plan.run_id).shard(index))
+    blob = await store.get(RunLayout(plan.run_id).shard(index, plan.attempt))
     assert blob is not None
     return [(i.key, i.size) for i in decode_shard(blob.data)]
 

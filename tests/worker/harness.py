@@ -29,7 +29,7 @@ from ingest.items import ItemResult, Outcome
 from ingest.settings import Settings
 from ingest.state import open_state
 from ingest.state.base import RunLayout
-from ingest.state.records import Checkpoint, decode_shard, read_results
+from ingest.state.records import Checkpoint, decode_shard, read_plan, read_results
 
 REPO = Path(__file__).resolve().parents[2]
 _counter = itertools.count()
@@ -195,7 +195,8 @@ class Run:
 
     def items(self, index: int = 0) -> list[Any]:
         async def get(store: Any) -> list[Any]:
-            blob = await store.get(RunLayout(self.run_id).shard(index))
+            plan = await read_plan(store, self.run_id)
+            blob = await store.get(RunLayout(self.run_id).shard(index, plan.attempt))
             assert blob is not None
             return list(decode_shard(blob.data))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from typing import IO
 
 from ingest.errors import StateConflict
 from ingest.state.base import Blob
@@ -32,6 +33,9 @@ class MemoryStateStore:
         self.objects[path] = data
         self.writes.append(path)
         return self._etag(data)
+
+    async def put_file(self, path: str, f: IO[bytes]) -> str:
+        return await self.put(path, f.read())
 
     async def create(self, path: str, data: bytes) -> str:
         if path in self.objects:

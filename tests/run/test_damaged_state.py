@@ -1,0 +1,81 @@
+"""Damaged or inconsistent state: clear errors, honest reports, and resume repairs
+(issue 13, points 14, 15 and 16's deleted part). Real CLI and worker processes."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.run.helpers import make_source, run_env, start
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def _rows(state: Path, run_id: str) -> list[dict[str, str]]:
+    text = (state / "runs" / run_id / "report.csv").read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _cli(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    proc = start(args, env)
+    _, err = proc.communicate(timeout=200)
+    assert "Traceback" not in err, err[-3000:]
+    return proc.returncode, err
+
+
+def test_damaged_parts_and_shards_and_lying_checkpoints(tmp_path: Path, sandbox: Any) -> None:
+    n = 12
+    make_source(tmp_path / "src", n, seed=13)
+    state = tmp_path / "state"
+    st = ["--state", f"file://{state}"]
+    env = run_env(tmp_path, sandbox)
+    run = "r-damaged"
+    code, err = _cli(["run", str(tmp_path / "src"), *st, "--run-id", run, "--shards", "2"], env)
+    assert code == 0, err[-3000:]
+    root = state / "runs" / run
+
+    # 14: a truncated results part: `report` writes every other row, names the file and
+    # the fix, and exits fatal; `resume` redoes the lost items.
+    part = sorted((root / "results" / "00000").glob("part-*.jsonl.gz"))[-1]
+    part.write_bytes(part.read_bytes()[: len(part.read_bytes()) // 2])
+    code, err = _cli(["report", run, *st], env)
+    assert code == 3, err[-3000:]
+    assert str(part) in err and f"aion-ingest resume {run}" in err
+    rows = _rows(state, run)
+    assert len(rows) == n
+    assert any(r["reason"] == "not_processed" for r in rows if r["shard"] == "0")
+    assert all(r["outcome"] != "failed" for r in rows if r["shard"] == "1")
+
+    code, err = _cli(["resume", run, *st], env)
+    assert code == 0, err[-3000:]
+    assert {r["outcome"] for r in _rows(state, run)} <= {"uploaded", "skipped_duplicate"}
+
+    # 15 (and 16): shard 1's parts deleted, its checkpoint still says complete: resume
+    # checks the claims against the results and redoes the items without one.
+    for p in (root / "results" / "00001").glob("part-*"):
+        p.unlink()
+    code, err = _cli(["resume", run, *st], env)
+    assert code == 0, err[-3000:]
+    rows = _rows(state, run)
+    assert len(rows) == n
+    assert {r["outcome"] for r in rows} <= {"uploaded", "skipped_duplicate"}
+    names = collections.Counter(f["filename"] for f in sandbox.files())
+    assert len(names) == n and max(names.values()) == 1  # redone, never uploaded twice
+
+    # 14: a truncated shard file: the worker stops fatal (not retried as transient), and
+    # `report` still writes shard 0's rows and names the damaged shard.
+    [shard] = root.glob("shards/*/00001.jsonl.gz")
+    shard.write_bytes(shard.read_bytes()[:20])
+    code, err = _cli(["work", "--run-id", run, *st, "--index", "1"], env)
+    assert code == 3, err[-3000:]
+    assert str(shard) in err and "damaged" in err
+    code, err = _cli(["report", run, *st], env)
+    assert code == 3, err[-3000:]
+    assert str(shard) in err
+    rows = _rows(state, run)
+    assert {r["shard"] for r in rows} == {"0"} and rows
