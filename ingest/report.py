@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = (
     "shard", "ordinal", "bucket", "key", "size", "outcome",
-    "image_id", "reason", "http_status", "attempts",
+    "image_id", "code", "reason", "http_status", "attempts",
 )  # fmt: skip
 NOT_PROCESSED = "not_processed"
 
@@ -187,7 +187,8 @@ def merge_shard(
 def _csv_row(index: int, item: Item, r: ItemResult) -> list[Any]:
     return [
         index, r.ordinal, cell(item.bucket or ""), cell(item.key), item.size, r.outcome.value,
-        cell(r.image_id or ""), cell(r.reason or ""), r.http_status or "", r.attempts,
+        cell(r.image_id or ""), r.code or "", cell(r.reason or ""), r.http_status or "",
+        r.attempts,
     ]  # fmt: skip
 
 

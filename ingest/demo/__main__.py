@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{report['report_csv']}\n"
             "  one row per planned object: shard, ordinal, bucket, key, size, outcome,\n"
-            "  image_id, reason, http_status, attempts (like an S3 Batch Operations report)\n"
+            "  image_id, code, reason, http_status, attempts (like an S3 Batch Operations report)\n"
             f"{state.as_uri()}/runs/{run_id}/report.json: the totals\n"
             f"aion-ingest status {run_id} --state {state.as_uri()}: per-shard progress\n"
             f"aion-ingest report {run_id} --state {state.as_uri()} --failed-only: failures"

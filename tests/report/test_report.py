@@ -72,7 +72,9 @@ async def test_every_planned_item_once_with_latest_outcome(store: StateStore) ->
         0,
         [
             ItemResult(0, shard1[0][0], shard1[0][1], Outcome.SKIPPED_DUPLICATE, image_id="x"),
-            ItemResult(1, shard1[1][0], shard1[1][1], Outcome.FAILED, "", "too big", 413, 1),
+            ItemResult(
+                1, shard1[1][0], shard1[1][1], Outcome.FAILED, "", "too big", 413, 1, "too_large"
+            ),
         ],
     )
     report = await build_report(store, "r1", failed_only=True)
@@ -88,6 +90,12 @@ async def test_every_planned_item_once_with_latest_outcome(store: StateStore) ->
     }
     row0 = next(r for r in rows if r["shard"] == "0" and r["ordinal"] == "0")
     assert (row0["outcome"], row0["image_id"]) == ("uploaded", "id-0")
+    rejected = next(r for r in rows if r["shard"] == "1" and r["ordinal"] == "1")
+    assert (rejected["code"], rejected["reason"], rejected["http_status"]) == (
+        "too_large",
+        "too big",
+        "413",
+    )
 
     n0, n1, n2 = plan.shard_items
     assert report.by_outcome["uploaded"] == n0
