@@ -94,3 +94,66 @@ class ItemResult:
     reason: str | None = None
     http_status: int | None = None
     attempts: int = 0
+
+
+# Reason codes: the stable bucket of a failure, for "failures by reason" and for deciding
+# what ``--retry-failed`` retries. The reason text (with file names, the server's words)
+# stays in the report's ``reason`` column. Derived here, in one place, from that text and
+# the HTTP status, until the worker records a code of its own.
+FINAL_REASON_CODES = frozenset(
+    {
+        "empty_file",
+        "content_mismatch",
+        "unsupported_type",
+        "too_large",
+        "rejected",
+        "source_gone",
+        "source_changed",
+        "source_refused",
+    }
+)
+"""Failures a retry of the same item cannot fix (``--retry-failed`` leaves them out)."""
+_REASON_WORDS: tuple[tuple[str, str], ...] = (
+    ("quota", "quota_exhausted"),
+    ("is empty", "empty_file"),
+    ("empty file", "empty_file"),
+    ("0 bytes", "empty_file"),
+    ("does not match", "content_mismatch"),
+    ("not a valid", "content_mismatch"),
+    ("unsupported", "unsupported_type"),
+    ("too large", "too_large"),
+    ("changed since planning", "source_changed"),
+    ("is gone", "source_gone"),
+    ("leaves the source folder", "source_refused"),
+    ("presigned url", "storage_refused"),
+    ("storage refused", "storage_refused"),
+    ("rate limit", "rate_limited"),
+    ("server error", "server_error"),
+    ("timed out", "network"),
+    ("connection", "network"),
+    ("could not connect", "network"),
+    ("cannot open", "source_error"),
+    ("reading ", "source_error"),
+)
+
+
+def reason_code(reason: str | None, http_status: int | None = None) -> str:
+    """The code of a failure's reason: ``not_processed``, ``unsupported_type``,
+    ``empty_file``, ``content_mismatch``, ``too_large``, ``quota_exhausted``, ... ."""
+    if not reason:
+        return "unknown"
+    if reason.isidentifier():
+        return reason  # already a code
+    text = reason.lower()
+    for words, code in _REASON_WORDS:
+        if words in text:
+            return code
+    if http_status == 415:
+        return "unsupported_type"
+    if http_status == 413:
+        return "too_large"
+    if http_status in (400, 409, 422):
+        return "rejected"
+    if http_status is not None and http_status >= 500:
+        return "server_error"
+    return "other"

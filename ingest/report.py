@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ingest.errors import IngestError
-from ingest.items import Item, ItemResult, Outcome
+from ingest.items import Item, ItemResult, Outcome, reason_code
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
 
@@ -215,7 +215,7 @@ async def build_report(
                 row = _csv_row(index, item, r)
                 writers[0].writerow(row)
                 if r.outcome is Outcome.FAILED:
-                    reasons[r.reason or "unknown"] += 1
+                    reasons[reason_code(r.reason, r.http_status)] += 1
                     writers[1].writerow(row)
                     shard_done = shard_done and r.reason != NOT_PROCESSED
             if shard_done:
@@ -284,5 +284,23 @@ async def failed_items(store: StateStore, run_id: str) -> tuple[RunPlan, list[It
         results = await read_results(store, layout, index)
         out.extend(
             item for item, r in merge_shard(index, items, results) if r.outcome is Outcome.FAILED
+        )
+    return plan, out
+
+
+async def failed_with_codes(
+    store: StateStore, run_id: str
+) -> tuple[RunPlan, list[tuple[Item, str]]]:
+    """Like :func:`failed_items`, with each failure's reason code (``items.reason_code``)."""
+    plan = await read_plan(store, run_id)
+    layout = RunLayout(run_id)
+    out: list[tuple[Item, str]] = []
+    for index in range(plan.shards):
+        items = await read_shard(store, run_id, index)
+        results = await read_results(store, layout, index)
+        out.extend(
+            (item, reason_code(r.reason, r.http_status))
+            for item, r in merge_shard(index, items, results)
+            if r.outcome is Outcome.FAILED
         )
     return plan, out
