@@ -15,6 +15,7 @@ then stored.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -125,6 +126,21 @@ class ShardStatus:
         return "in progress" if self.generation else "not started"
 
 
+async def run_finished_at(store: StateStore, plan: RunPlan) -> dt.datetime:
+    """When the run ended, from its own records, so rebuilding the report (``report``,
+    ``resume`` of a complete run) keeps its duration and throughput: the last checkpoint
+    write, else the finish an earlier report recorded, else now."""
+    stamps = [s.updated_at for s in await shard_statuses(store, plan) if s.updated_at]
+    if not stamps:
+        earlier = await store.get(RunLayout(plan.run_id).report_json)
+        if earlier is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                stamps = [str(json.loads(earlier.data)["finished_at"])]
+    if not stamps:
+        return dt.datetime.now(dt.UTC)
+    return max(dt.datetime.fromisoformat(stamp) for stamp in stamps)
+
+
 async def shard_statuses(store: StateStore, plan: RunPlan) -> list[ShardStatus]:
     out = []
     for index, (items, nbytes) in enumerate(zip(plan.shard_items, plan.shard_bytes, strict=True)):
@@ -231,7 +247,7 @@ async def build_report(
             failed_path = f"{layout.root}/failed.csv"
             await store.put(failed_path, _read_back(failures))
 
-    finished = dt.datetime.now(dt.UTC)
+    finished = await run_finished_at(store, plan)
     started = dt.datetime.fromisoformat(plan.created_at)
     report = Report(
         run_id=run_id,

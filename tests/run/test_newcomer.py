@@ -65,11 +65,18 @@ def test_run_p_plans_a_shard_per_worker_and_says_so(tmp_path: Path, sandbox: Any
     assert out.startswith("run rp3: 6 planned objects: 6 uploaded"), out
     assert f"report: file://{state}/runs/rp3/report.csv" in out
     assert not [line for line in err.splitlines() if line.startswith("{")]
+    first = json.loads((state / "runs" / "rp3" / "report.json").read_text())
     code, out, err = _finish(["resume", "rp3", "--state", f"file://{state}", "--json"], env)
     assert code == 0, err[-3000:]
     doc = json.loads(out)
     assert (doc["run_id"], doc["exit_code"]) == ("rp3", 0)
     assert doc["report"]["by_outcome"]["uploaded"] == 6
+    # The rebuilt report (resume, seconds later) keeps the run's own finish and duration.
+    again = doc["report"]
+    assert (again["finished_at"], again["duration_seconds"]) == (
+        first["finished_at"],
+        first["duration_seconds"],
+    )
     # --shards still wins.
     args = ["plan", str(src), "--state", f"file://{state}", "--shards", "1", "--run-id", "rs1"]
     code, _, err = _finish(args, env)
