@@ -20,6 +20,17 @@ from ingest.settings import Settings, iter_fields, load_settings
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``-p 0`` would run nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line: argparse dests named ``group.field``."""
     overrides: dict[str, Any] = {}
@@ -122,6 +133,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.source and args.retry_failed:
         raise ConfigError("give SOURCE or --retry-failed RUN_ID, not both")
+    if args.all and not args.retry_failed:
+        raise ConfigError("--all goes with --retry-failed RUN_ID")
     return asyncio.run(
         run_command(
             args.source,
@@ -129,7 +142,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             parallelism=args.parallelism,
             run_id=args.run_id,
             retry_failed=args.retry_failed,
+            retry_all=args.all,
             env_overrides=_env_overrides(args),
+            as_json=args.json,
         )
     )
 
@@ -143,6 +158,7 @@ def _cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             parallelism=args.parallelism,
             env_overrides=_env_overrides(args),
+            as_json=args.json,
         )
     )
 
@@ -151,6 +167,12 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.commands.status import status_command
 
     return asyncio.run(status_command(args.run_id, settings, as_json=args.json))
+
+
+def _cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.commands.runs import runs_command
+
+    return asyncio.run(runs_command(settings))
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -182,17 +204,32 @@ def _add_local_run_parsers(sub: Any) -> None:
     )
     _add_plan_options(p)
     p.add_argument(
-        "-p", "--parallelism", type=int, default=2, help="worker processes at once (default 2)"
+        "-p",
+        "--parallelism",
+        type=_positive,
+        default=2,
+        help="worker processes at once, and the fewest shards planned (default 2)",
     )
     p.add_argument(
-        "--retry-failed", metavar="RUN_ID", help="plan a new run from RUN_ID's failed items"
+        "--retry-failed",
+        metavar="RUN_ID",
+        help="plan a new run from RUN_ID's retryable failed items",
     )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="with --retry-failed: retry every failure, those no retry can fix included",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("resume", help="relaunch the shards of a run that are not complete")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--state", help=state_help)
-    p.add_argument("-p", "--parallelism", type=int, default=2, help="worker processes at once")
+    p.add_argument(
+        "-p", "--parallelism", type=_positive, default=2, help="worker processes at once"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=_cmd_resume)
 
     p = sub.add_parser("status", help="per-shard progress of a run, from the state store")
@@ -200,6 +237,10 @@ def _add_local_run_parsers(sub: Any) -> None:
     p.add_argument("--state", help=state_help)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("runs", help="the runs in the state store, newest first, with status")
+    p.add_argument("--state", help=state_help)
+    p.set_defaults(func=_cmd_runs)
 
     p = sub.add_parser("report", help="merge a run's results into report.json and report.csv")
     p.add_argument("run_id", metavar="RUN_ID")
@@ -244,7 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings_from_args(args)
         if settings.api.key is not None:
             register_secret(settings.api.key.get_secret_value())
-        setup_logging(settings.log.format, settings.log.level)
+        fmt = settings.log.format
+        if fmt == "auto" and args.command not in ("work", "coordinate"):
+            fmt = "text"  # people read these commands' stderr, with the run's own lines
+        setup_logging(fmt, settings.log.level)
         return func(args, settings)
     except IngestError as exc:
         print(redact(f"aion-ingest: {exc}"), file=sys.stderr)

@@ -114,3 +114,71 @@ class ItemResult:
     http_status: int | None = None
     attempts: int = 0
     code: str | None = None  # a FailureCode value on failed outcomes
+
+
+# Reason codes: the stable bucket of a failure, for "failures by reason" and for deciding
+# what ``--retry-failed`` retries. The reason text (with file names, the server's words)
+# stays in the report's ``reason`` column. Derived here, in one place, from that text and
+# the HTTP status where the worker recorded no code of its own (results written before
+# ``ItemResult.code`` existed, and ``not_processed`` rows).
+FINAL_REASON_CODES = frozenset(
+    {
+        "empty_file",
+        "content_mismatch",
+        "unsupported_type",
+        "too_large",
+        "rejected",
+        "source_gone",
+        "source_changed",
+        "source_refused",
+        "rejected_in_batch",
+    }
+)
+"""Failures a retry of the same item cannot fix (``--retry-failed`` leaves them out)."""
+_REASON_WORDS: tuple[tuple[str, str], ...] = (
+    ("quota", "quota_exhausted"),
+    ("is empty", "empty_file"),
+    ("empty file", "empty_file"),
+    ("0 bytes", "empty_file"),
+    ("does not match", "content_mismatch"),
+    ("not a valid", "content_mismatch"),
+    ("unsupported", "unsupported_type"),
+    ("too large", "too_large"),
+    ("changed since planning", "source_changed"),
+    ("is gone", "source_gone"),
+    ("leaves the source folder", "source_refused"),
+    ("presigned url", "storage_refused"),
+    ("storage refused", "storage_refused"),
+    ("rate limit", "rate_limited"),
+    ("server error", "server_error"),
+    ("timed out", "network"),
+    ("connection", "network"),
+    ("could not connect", "network"),
+    ("cannot open", "source_error"),
+    ("reading ", "source_error"),
+)
+
+
+def reason_code(reason: str | None, http_status: int | None = None, code: str | None = None) -> str:
+    """The code of a failure: the worker's own (:class:`FailureCode`) when it recorded one,
+    else derived from the reason: ``not_processed``, ``unsupported_type``, ``empty_file``,
+    ``content_mismatch``, ``too_large``, ``quota_exhausted``, ... ."""
+    if code:
+        return code
+    if not reason:
+        return "unknown"
+    if reason.isidentifier():
+        return reason  # already a code
+    text = reason.lower()
+    for words, code in _REASON_WORDS:
+        if words in text:
+            return code
+    if http_status == 415:
+        return "unsupported_type"
+    if http_status == 413:
+        return "too_large"
+    if http_status in (400, 409, 422):
+        return "rejected"
+    if http_status is not None and http_status >= 500:
+        return "server_error"
+    return "other"

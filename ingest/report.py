@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ingest.errors import IngestError, StateDamaged
-from ingest.items import Item, ItemResult, Outcome
+from ingest.items import Item, ItemResult, Outcome, reason_code
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.csvcells import cell, csv_temp
 from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
@@ -130,6 +131,21 @@ class ShardStatus:
         if self.done >= self.items:
             return "complete"
         return "in progress" if self.generation else "not started"
+
+
+async def run_finished_at(store: StateStore, plan: RunPlan) -> dt.datetime:
+    """When the run ended, from its own records, so rebuilding the report (``report``,
+    ``resume`` of a complete run) keeps its duration and throughput: the last checkpoint
+    write, else the finish an earlier report recorded, else now."""
+    stamps = [s.updated_at for s in await shard_statuses(store, plan) if s.updated_at]
+    if not stamps:
+        earlier = await store.get(RunLayout(plan.run_id).report_json)
+        if earlier is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                stamps = [str(json.loads(earlier.data)["finished_at"])]
+    if not stamps:
+        return dt.datetime.now(dt.UTC)
+    return max(dt.datetime.fromisoformat(stamp) for stamp in stamps)
 
 
 STATUS_READS = 16  # checkpoints read at once by status and the progress view
@@ -244,7 +260,7 @@ async def build_report(
                 row = _csv_row(index, item, r)
                 writers[0].writerow(row)
                 if r.outcome is Outcome.FAILED:
-                    reasons[r.reason or "unknown"] += 1
+                    reasons[reason_code(r.reason, r.http_status, r.code)] += 1
                     writers[1].writerow(row)
                     shard_done = shard_done and r.reason != NOT_PROCESSED
             if shard_done:
@@ -260,7 +276,7 @@ async def build_report(
             failed_path = f"{layout.root}/failed.csv"
             await store.put_file(failed_path, _rewound(failures))
 
-    finished = dt.datetime.now(dt.UTC)
+    finished = await run_finished_at(store, plan)
     started = dt.datetime.fromisoformat(plan.created_at)
     report = Report(
         run_id=run_id,
@@ -316,13 +332,23 @@ def _join(uri: str, path: str) -> str:
 
 async def failed_items(store: StateStore, run_id: str) -> tuple[RunPlan, list[Item]]:
     """The planned items of run ``run_id`` whose outcome is ``failed`` (for --retry-failed)."""
+    plan, failed = await failed_with_codes(store, run_id)
+    return plan, [item for item, _ in failed]
+
+
+async def failed_with_codes(
+    store: StateStore, run_id: str
+) -> tuple[RunPlan, list[tuple[Item, str]]]:
+    """Each failed item of run ``run_id`` with its failure's code (``items.reason_code``)."""
     plan = await read_plan(store, run_id)
     layout = RunLayout(run_id)
-    out: list[Item] = []
+    out: list[tuple[Item, str]] = []
     for index in range(plan.shards):
         items = await read_shard(store, plan, index)
         results = await read_results(store, layout, index)
         out.extend(
-            item for item, r in merge_shard(index, items, results) if r.outcome is Outcome.FAILED
+            (item, reason_code(r.reason, r.http_status, r.code))
+            for item, r in merge_shard(index, items, results)
+            if r.outcome is Outcome.FAILED
         )
     return plan, out

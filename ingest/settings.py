@@ -10,9 +10,12 @@ settings`` prints them all, and the README's configuration table is made from th
 from __future__ import annotations
 
 import os
+import re
+import typing
+import urllib.parse
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -37,6 +40,12 @@ TIER_REQUESTS_PER_MINUTE: dict[str, int] = {
     "STARTER": 30,
     "PROFESSIONAL": 100,
     "ENTERPRISE": 500,
+}
+# quota-check's ``monthly_limit`` per tier (None: unlimited, ENTERPRISE).
+TIER_BY_MONTHLY_LIMIT: dict[int, Tier] = {
+    1_000: "FREE",
+    10_000: "STARTER",
+    50_000: "PROFESSIONAL",
 }
 STREAM_MAX_BYTES = 100 * 1024 * 1024  # the API's streaming limit per file
 
@@ -90,6 +99,18 @@ class ApiSettings(_Group):
     max_retry_after: float = Field(
         300.0, gt=0, description="Seconds: longest Retry-After honoured; longer waits are cut."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        """A base URL without a scheme or host would fail every request, after retries."""
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "the API base URL must start with http:// or https:// and name a host, e.g. "
+                "https://api.aionvision.tech/api/v2 (also read from AIONVISION_BASE_URL)"
+            )
+        return value.strip()
 
 
 class SourceSettings(_Group):
@@ -189,6 +210,12 @@ class PlanSettings(_Group):
     )
     max_bytes_per_shard: int = Field(
         50 * 1024**3, ge=1, description="Largest number of bytes in one shard."
+    )
+    min_shards: int = Field(
+        1,
+        ge=1,
+        description="Fewest shards when there are that many objects (unless shards is set); "
+        "'aion-ingest run -p P' asks for P, one per worker process.",
     )
     ignore_quota: bool = Field(False, description="Plan even when quota-check says no.")
 
@@ -362,7 +389,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _SdkEnvSource(settings_cls))
+        return (init_settings, _IngestEnvSource(settings_cls), _SdkEnvSource(settings_cls))
 
     def files_per_batch(self) -> int:
         """Files per stream-batch request: the setting, capped by the tier's limit."""
@@ -372,6 +399,30 @@ class Settings(BaseSettings):
     def requests_per_minute(self) -> float:
         """The whole run's request budget per minute."""
         return self.worker.requests_per_minute or float(TIER_REQUESTS_PER_MINUTE[self.api.tier])
+
+
+def _is_str_list(field: FieldInfo | None) -> bool:
+    return (
+        field is not None
+        and typing.get_origin(field.annotation) is list
+        and (typing.get_args(field.annotation) == (str,))
+    )
+
+
+class _IngestEnvSource(EnvSettingsSource):
+    """The INGEST_ variables; a list of words may be JSON or comma-separated
+    (``INGEST_FILTERS__INCLUDE=*.jpg,*.png``)."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            decoded = super().decode_complex_value(field_name, field, value)
+        except ValueError:
+            if not _is_str_list(field):
+                raise
+            decoded = None
+        if _is_str_list(field) and not isinstance(decoded, list):
+            return [part.strip() for part in str(value).split(",") if part.strip()]
+        return decoded
 
 
 class _SdkEnvSource(EnvSettingsSource):
@@ -418,7 +469,20 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
     except ValueError as exc:  # e.g. a nested env var that is not valid JSON
-        raise ConfigError(f"invalid setting: {exc}; fix or unset it") from None
+        raise ConfigError(_describe_source_error(exc)) from None
+
+
+def _describe_source_error(exc: ValueError) -> str:
+    """pydantic-settings names only the group (``filters``): name the variables set in it."""
+    found = re.search(r'field "?(\w+)"?', str(exc))
+    group = found.group(1).upper() if found else ""
+    names = sorted(n for n in os.environ if group and n.upper().startswith(f"INGEST_{group}"))
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    where = ", ".join(names) if names else f"an INGEST_{group or '*'} variable"
+    return (
+        f"invalid setting {where}: not a value this setting takes{cause}; a list is JSON "
+        '(["a", "b"]) or comma-separated (a,b); a mapping is JSON. Fix or unset it'
+    )
 
 
 def iter_fields(model: type[BaseModel], prefix: str = "INGEST_") -> list[tuple[str, str, str]]:

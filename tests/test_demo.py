@@ -26,3 +26,12 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
         assert "Complete: 4/4 indexes complete" in output
         assert "report.csv" in output
         assert "Traceback" not in output
+    # The closing hints run as printed, from a shell whose PATH lacks the venv (as after
+    # `make demo`, where aion-ingest sits in .venv/bin).
+    hints = [line.split("   #")[0] for line in done.stdout.splitlines() if "   # " in line]
+    assert len(hints) == 3, done.stdout[-3000:]
+    bare = dict(env, PATH="/usr/bin:/bin")
+    for hint in hints:
+        ran = subprocess.run(hint, shell=True, env=bare, capture_output=True, text=True)
+        assert ran.returncode == 0, (hint, ran.stderr[-2000:])
+    assert "Complete (0 failed)" in ran.stdout  # `runs` lists the demo's run

@@ -35,7 +35,11 @@ from ingest.api.files import FileBody
 from ingest.api.models import ApiModel
 from ingest.api.multipart import MultipartBody
 from ingest.api.retry import RetryPolicy
-from ingest.api.transport import build_http_client, describe_transport_error
+from ingest.api.transport import (
+    build_http_client,
+    connection_refused,
+    describe_transport_error,
+)
 from ingest.errors import ConfigError, IngestError, RetryableError
 from ingest.logs import redact_url, register_secret
 from ingest.settings import ApiSettings
@@ -80,6 +84,7 @@ class ApiEdge:
         self._key = settings.key.get_secret_value()
         register_secret(self._key)
         self.base_url = settings.base_url.rstrip("/")
+        self._answered = False  # any answer at all from the API yet (refusals fail fast)
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.pacer = pacer
         self._http = build_http_client(settings, transport=transport)
@@ -136,7 +141,7 @@ class ApiEdge:
                 response = await self._exchange(
                     method,
                     url,
-                    path,
+                    redact_url(url),
                     request_id,
                     headers=headers,
                     params=params,
@@ -144,7 +149,7 @@ class ApiEdge:
                     body=body,
                 )
                 if response.status_code >= 400:
-                    raise self._error(response, path, request_id)
+                    raise self._error(response, path, request_id, url)
             try:
                 result = model.model_validate_json(response.content)
             except pydantic.ValidationError as exc:
@@ -217,6 +222,13 @@ class ApiEdge:
         except _NETWORK_ERRORS as exc:
             if body is not None and body.error is not None:
                 raise body.error from None  # the source failed, not the network
+            if not self._answered and connection_refused(exc) and url.startswith(self.base_url):
+                raise ConfigError(
+                    f"nothing listens at {redact_url(self.base_url)} (connection refused); "
+                    "check AIONVISION_BASE_URL (INGEST_API__BASE_URL) and that the API "
+                    "(or 'aion-ingest sandbox') is running there",
+                    request_id=request_id,
+                ) from None
             raise RetryableError(
                 f"{describe_transport_error(exc)} at {shown}", request_id=request_id
             ) from None
@@ -224,6 +236,7 @@ class ApiEdge:
             if body is not None and body.error is not None:
                 raise body.error from None
             raise
+        self._answered = True
         log.debug(
             "%s %s -> %d in %.0f ms",
             method,
@@ -234,7 +247,7 @@ class ApiEdge:
         )
         return response
 
-    def _error(self, response: httpx.Response, path: str, request_id: str) -> IngestError:
+    def _error(self, response: httpx.Response, path: str, request_id: str, url: str) -> IngestError:
         info = parse_error_body(response.content, response.headers.get("content-type"))
         retry_after = parse_retry_after(response.headers.get("retry-after"), self.policy.clock())
         error = classify(
@@ -243,6 +256,7 @@ class ApiEdge:
             endpoint=path,
             request_id=request_id,
             retry_after=retry_after,
+            url=url,
         )
         log.debug("error from %s: %s", path, error, extra={"request_id": request_id})
         return error

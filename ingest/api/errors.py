@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from ingest.errors import (
+    ConfigError,
     FatalError,
     IngestError,
     ItemRejected,
@@ -142,11 +143,13 @@ def classify(
     endpoint: str,
     request_id: str,
     retry_after: float | None = None,
+    url: str | None = None,
 ) -> IngestError:
     """The project's error for an HTTP error answer from the API (``status`` >= 400).
 
     ``endpoint`` names what was called (a path, never a presigned URL's query string);
-    ``request_id`` is the X-Request-ID we sent, used when the body carries none.
+    ``request_id`` is the X-Request-ID we sent, used when the body carries none; ``url``
+    the full URL called (named when the base URL itself looks wrong: a 404).
     """
     rid = info.request_id or request_id
     said = f": {info.message}" if info.message else ""
@@ -184,13 +187,23 @@ def classify(
         return FatalError(
             f"billing stopped uploads at {endpoint}{said}; settle the plan, then rerun", **kw
         )
+    if status == 404:
+        # Every endpoint this client calls exists under a right base URL, and the ids it
+        # sends come from the API's own answers: a 404 means the base URL is wrong, for
+        # every item of the run alike. A configuration error (exit 2), never a rejected item.
+        return ConfigError(
+            f"no API endpoint at {url or endpoint}{said}; check AIONVISION_BASE_URL "
+            "(INGEST_API__BASE_URL): it should be the API's root, e.g. "
+            "https://api.aionvision.tech/api/v2",
+            **kw,
+        )
     if status == 413:
         return ItemRejected(f"too large for {endpoint}{said}", **kw)
     if status == 415:
         return ItemRejected(f"unsupported file type for {endpoint}{said}", **kw)
     if status in ITEM_STATUSES:
         return ItemRejected(f"refused by {endpoint}{said}", **kw)
-    # 404 and other 4xx: the request itself is wrong for this item (an unknown id, ...).
+    # Other 4xx: the request itself is wrong for this item.
     return ItemRejected(f"HTTP {status} from {endpoint}{said}", **kw)
 
 

@@ -73,8 +73,25 @@ def _install_log_filter() -> None:
         logger.addFilter(_FILTER)
 
 
+def connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a refused connection: nothing listens there.
+
+    Engines wrap it differently (httpx-aiohttp even calls it a ConnectTimeout), so the
+    chain of causes is searched for the operating system's own error."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def describe_transport_error(exc: BaseException) -> str:
     """A one-line description of a network failure, without URLs or headers."""
+    if connection_refused(exc):
+        return "connection refused"
     kind: dict[type[BaseException], str] = {
         httpx.ConnectTimeout: "timed out connecting",
         httpx.ReadTimeout: "timed out waiting for the answer",

@@ -51,6 +51,15 @@ async def report_command(run_id: str, settings: Settings, *, failed_only: bool) 
     """``aion-ingest report RUN_ID``: merge the results into report.json and report.csv."""
     state_uri = settings.state or default_state_uri()
     async with open_state(state_uri, settings) as store:
-        report = await build_report(store, run_id, failed_only=failed_only)
+        # A rebuild keeps the verdict the run ended with (the Job's, not ours to judge).
+        earlier = await store.get(RunLayout(run_id).report_json)
+        doc = json.loads(earlier.data) if earlier is not None else {}
+        report = await build_report(
+            store,
+            run_id,
+            failed_only=failed_only,
+            verdict=doc.get("verdict"),
+            failed_indexes=doc.get("failed_indexes") or None,
+        )
     print(redact(report.summary()))
     return 0

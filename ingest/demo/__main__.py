@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -90,6 +91,18 @@ async def _server_files(base_url: str) -> list[Any]:
     settings = ApiSettings(key=SecretStr(API_KEY), base_url=base_url)
     async with AionClient(settings) as client:
         return [f async for f in client.list_all_user_files()]
+
+
+def cli_command() -> str:
+    """``aion-ingest`` as a shell runs it: the bare name when PATH finds this installation's,
+    else its path (after ``make`` it sits in ``.venv/bin``, not on PATH), else ``python -m``."""
+    here = Path(sys.executable).parent / "aion-ingest"
+    found = shutil.which("aion-ingest")
+    if found and here.exists() and Path(found).resolve() == here.resolve():
+        return "aion-ingest"
+    if here.exists():
+        return shlex.quote(str(here))
+    return f"{shlex.quote(sys.executable)} -m ingest"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
             f"duration {time.monotonic() - started:,.1f} s in all"
         )
         _say("where the report is and how to read it")
+        cli = cli_command()
         print(
             f"{report['report_csv']}\n"
             "  one row per planned object: shard, ordinal, bucket, key, size, outcome,\n"
             "  image_id, code, reason, http_status, attempts (like an S3 Batch Operations report)\n"
             f"{state.as_uri()}/runs/{run_id}/report.json: the totals\n"
-            f"aion-ingest status {run_id} --state {state.as_uri()}: per-shard progress\n"
-            f"aion-ingest report {run_id} --state {state.as_uri()} --failed-only: failures"
+            f"{cli} status {run_id} --state {state.as_uri()}   # per-shard progress\n"
+            f"{cli} report {run_id} --state {state.as_uri()} --failed-only   # failures\n"
+            f"{cli} runs --state {state.as_uri()}   # every run in this store"
         )
         ok = len(files) == distinct and outcomes["failed"] == 0
         return 0 if ok else 1

@@ -119,9 +119,14 @@ class Verdict:
     succeeded: frozenset[int]
     failed: frozenset[int]
     message: str = ""
+    worker_exit_code: int | None = None  # the exit that fired a FailJob rule, when known
 
     @property
     def exit_code(self) -> ExitCode:
+        """The kind's exit code; a worker's usage error (exit 2: a bad base URL, a missing
+        key) stays 2, so the user sees a configuration error, not a fatal run."""
+        if self.kind is VerdictKind.FAILED_BY_POLICY and self.worker_exit_code == ExitCode.USAGE:
+            return ExitCode.USAGE
         return self.kind.exit_code
 
     @property
@@ -244,6 +249,7 @@ class IndexedJob:
             self._end(
                 VerdictKind.FAILED_BY_POLICY,
                 f"index {index} exited with {exit_code}, which fails the Job",
+                worker_exit_code=exit_code,
             )
             return action
         else:
@@ -271,8 +277,9 @@ class IndexedJob:
         elif all(s in (IndexState.SUCCEEDED, IndexState.FAILED) for s in self._state):
             self._end(VerdictKind.FAILED_INDEXES if failed else VerdictKind.COMPLETE, "")
 
-    def _end(self, kind: VerdictKind, message: str) -> None:
-        self._verdict = self.snapshot(kind, message)
+    def _end(self, kind: VerdictKind, message: str, worker_exit_code: int | None = None) -> None:
+        verdict = self.snapshot(kind, message)
+        self._verdict = dataclasses.replace(verdict, worker_exit_code=worker_exit_code)
 
     def snapshot(self, kind: VerdictKind, message: str = "") -> Verdict:
         """A :class:`Verdict` of ``kind`` with the indexes as they stand now."""

@@ -93,12 +93,16 @@ async def orchestrate(
     view: ProgressView | None = None,
     progress_seconds: float = 10.0,
     stop: asyncio.Event | None = None,
+    show: Say | None = None,
 ) -> int:
     """Run one ingestion to its end; the process exit code (DESIGN.md's table).
 
     ``stop`` (default: set by SIGINT/SIGTERM) ends the watch early; ``view`` shows the
-    progress every ``progress_seconds`` (a bar on a terminal, log lines elsewhere).
+    progress every ``progress_seconds`` (a bar on a terminal, log lines elsewhere);
+    ``show`` gets the run's result (the report's summary, failed indexes and their
+    causes), default ``say`` (``aion-ingest run`` sends it to stdout).
     """
+    show = show or say
     run_id = await launcher.resolve_run_id(run_id)
     if run_id is not None and await launcher.attach(run_id):
         say(f"run {run_id}: its workers are running already; watching them")
@@ -108,7 +112,7 @@ async def orchestrate(
         if plan.items == 0:
             say(f"run {run_id}: nothing to upload")
             for line in await steps.report(run_id, None):
-                say(line)
+                show(line)
             return 0
         complete = await steps.complete_shards(plan)
         if complete:
@@ -139,12 +143,12 @@ async def orchestrate(
         return 128 + signum
     say(f"run {run_id}: workers ended: {verdict.describe()}")
     for line in await steps.report(run_id, verdict):
-        say(line)
+        show(line)
     if verdict.exit_code:
         if verdict.failed:
-            say(f"run {run_id}: indexes {format_indexes(verdict.failed)} failed")
+            show(f"run {run_id}: indexes {format_indexes(verdict.failed)} failed")
         for hint in launcher.failure_hints(run_id, verdict):
-            say(hint)
+            show(hint)
     return int(verdict.exit_code)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, Verdict
 from ingest.orchestration.flow import Say
+from ingest.orchestration.worker_logs import last_error_line
 from ingest.settings import KubernetesSettings
 from ingest.state.records import RunPlan
 
@@ -103,7 +104,10 @@ class LocalProcesses:
         hints = []
         if self.launcher is not None:
             for index in sorted(verdict.failed):
-                hints.append(f"index {index} failed; its log: {self.launcher.log_path(index)}")
+                path = self.launcher.log_path(index)
+                cause = last_error_line(path) if path is not None else None
+                said = f": {cause}" if cause else ""
+                hints.append(f"index {index} failed{said}; its log: {path}")
         hints.append(
             f"once the cause is fixed: aion-ingest resume {run_id} --state {self.state_uri}"
         )

@@ -88,6 +88,11 @@ async def make_plan(
     if store is not None:
         existing = await find_plan(store, run_id)
         if existing is not None:
+            if existing.source != source_uri:
+                raise ConfigError(
+                    f"run {run_id} was planned from {existing.source}; you gave {source_uri}: "
+                    f"continue it with 'aion-ingest resume {run_id}', or choose another --run-id"
+                )
             return PlanOutcome(existing, "existing", store.uri)
 
     cost = Cost.from_settings(settings.plan)
@@ -97,6 +102,8 @@ async def make_plan(
         stats, filtered = await _spool_listing(items, item_filter, spool, cost, dropped)
         quota = await _ask_quota(quota_check, stats.items, settings)
         n = shard_count(stats.items, stats.bytes, stats.half_max_cost, cost, settings.plan.shards)
+        if settings.plan.shards is None:  # one shard per worker at least (``run -p P``)
+            n = max(n, min(settings.plan.min_shards, stats.items))
         plan = RunPlan(
             run_id=run_id,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -324,8 +331,9 @@ async def plan_source(
     ``items`` replaces the source's listing (a retry of a report's failed rows); the
     source URI is still recorded, since workers read the objects from it.
     """
-    from ingest.sources import Filter, open_source, problems_of
+    from ingest.sources import Filter, absolute_uri, open_source, problems_of
 
+    source_uri = absolute_uri(source_uri)
     item_filter = Filter.from_settings(settings.filters)
     source = open_source(source_uri, settings.source, need_times=item_filter.needs_last_modified)
     async with contextlib.AsyncExitStack() as stack:

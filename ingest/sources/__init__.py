@@ -62,6 +62,17 @@ def open_source(
     return LocalSource(uri)
 
 
+def absolute_uri(uri: str) -> str:
+    """The source as a plan records it: a local path made absolute (a ``file:`` URI stays
+    one), so ``resume`` works from any directory; S3 URIs as given."""
+    if uri.startswith("s3://") or ("://" in uri and not uri.startswith("file:")):
+        return uri
+    from ingest.s3.uris import path_from_uri
+
+    path = path_from_uri(uri, "source")
+    return path.as_uri() if uri.startswith("file:") else str(path)
+
+
 def problems_of(source: Source) -> Problems:
     """What ``source`` skipped (every source has ``problems``; kept for the planner's call)."""
     return source.problems
@@ -73,6 +84,7 @@ __all__ = [
     "Problems",
     "Reason",
     "Source",
+    "absolute_uri",
     "manifest_kind",
     "open_source",
     "outcome_for",

@@ -8,7 +8,14 @@ import json
 import pytest
 
 from ingest.api.errors import ApiErrorInfo, classify, parse_error_body, parse_retry_after
-from ingest.errors import FatalError, IngestError, ItemRejected, RateLimited, RetryableError
+from ingest.errors import (
+    ConfigError,
+    FatalError,
+    IngestError,
+    ItemRejected,
+    RateLimited,
+    RetryableError,
+)
 
 
 def test_nested_envelope() -> None:
@@ -107,7 +114,7 @@ def _classify(status: int, code: str | None = None, message: str | None = None) 
         (413, "FILE_TOO_LARGE", ItemRejected),
         (415, "UNSUPPORTED_MEDIA_TYPE", ItemRejected),
         (422, "VALIDATION_ERROR", ItemRejected),
-        (404, None, ItemRejected),
+        (404, None, ConfigError),
     ],
 )
 def test_classification(status: int, code: str | None, kind: type[IngestError]) -> None:

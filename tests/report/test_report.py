@@ -101,7 +101,7 @@ async def test_every_planned_item_once_with_latest_outcome(store: StateStore) ->
     assert report.by_outcome["uploaded"] == n0
     assert report.by_outcome["skipped_duplicate"] == 1
     assert report.by_outcome["failed"] == 1 + (n1 - 2) + n2
-    assert report.failed_by_reason == {"too big": 1, NOT_PROCESSED: (n1 - 2) + n2}
+    assert report.failed_by_reason == {"too_large": 1, NOT_PROCESSED: (n1 - 2) + n2}  # codes
     assert report.complete_indexes == [0]
     assert report.failed_indexes == [1, 2]
 

@@ -146,10 +146,16 @@ def test_failed_items_can_be_retried_as_a_new_run(tmp_path: Path, sandbox: Any) 
     failed_csv = (state / "runs" / "r-first" / "failed.csv").read_text()
     assert len(list(csv.DictReader(io.StringIO(failed_csv)))) == 1
 
-    retry = start(
-        ["run", "--retry-failed", "r-first", "--state", f"file://{state}", "--run-id", "r-retry"],
-        env,
-    )
+    # Content that is not what its name says can never succeed: left out unless --all.
+    args = ["run", "--retry-failed", "r-first", "--state", f"file://{state}", "--run-id"]
+    retry = start([*args, "r-retry"], env)
+    _, err = retry.communicate(timeout=120)
+    assert retry.returncode == 0, err[-3000:]
+    assert "leaving out 1 failures a retry cannot fix (unsupported_type 1); --all" in err
+    assert "nothing to retry" in err
+    assert not (state / "runs" / "r-retry").exists()
+
+    retry = start([*args, "r-retry", "--all"], env)
     _, err = retry.communicate(timeout=120)
     assert retry.returncode == 0, err[-3000:]
     assert [r["key"] for r in _report_rows(state, "r-retry")] == ["fake.jpg"]
