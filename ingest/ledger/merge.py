@@ -27,6 +27,7 @@ from pathlib import Path
 from ingest.errors import ConfigError, StateConflict
 from ingest.items import Item, Outcome
 from ingest.ledger.entries import Entry
+from ingest.ledger.manifest import Manifest, RunRecord
 from ingest.ledger.sorting import ExternalSorter
 from ingest.ledger.store import Ledger, iso
 from ingest.state.base import RunLayout, StateStore
@@ -156,3 +157,24 @@ def _last_per_key(pairs: Iterator[tuple[str, str]]) -> Iterator[str]:
         prev_key, prev_line = key, line
     if prev_key is not None:
         yield prev_line
+
+
+async def rebuild(
+    store: StateStore, name: str, run_ids: list[str], workdir: Path
+) -> tuple[Manifest, int]:
+    """Make ledger ``name`` exactly what runs ``run_ids`` recorded (later runs win for a
+    key two of them sent), replacing what it held; the new manifest and object count."""
+    ledger = Ledger(store, name)
+    sorter = ExternalSorter(workdir)
+    now = iso(dt.datetime.now(dt.UTC))
+    before = sorter.count
+    counts = []
+    for run_id in run_ids:
+        await _collect(store, run_id, sorter, now)
+        counts.append(sorter.count - before)
+        before = sorter.count
+    runs = tuple(RunRecord(r, now, n) for r, n in zip(run_ids, counts, strict=True))
+    manifest = await ledger.replace_all(_last_per_key(sorter.sorted()), runs)
+    for run_id, n in zip(run_ids, counts, strict=True):
+        await _finish(store, name, run_id, n)
+    return manifest, sum(s.entries for s in manifest.segments)
