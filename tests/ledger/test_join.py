@@ -19,7 +19,7 @@ from ingest.ledger.view import LedgerView
 
 KEYS = st.text(alphabet="ab\t\n\\é/\x00", min_size=1, max_size=4)
 BUCKETS = st.sampled_from([None, "b1", "b2"])
-ETAGS = st.sampled_from(["e1", "e2", None])
+ETAGS = st.sampled_from(["e1", "e2", None, "", "a\tb", "a", "x\\"])
 SIZES = st.integers(0, 2)
 ITEMS = st.builds(Item, key=KEYS, size=SIZES, etag=ETAGS, bucket=BUCKETS)
 
@@ -42,12 +42,13 @@ def oracle(segments: list[list[Entry]], item: Item) -> Status:
     e = known.get(sort_key(item.bucket, item.key))
     if e is None:
         return Status.NEW
-    same = e.size == item.size and e.etag == item.etag
+    same = e.size == item.size and e.etag == (item.etag or None)
     return Status.UNCHANGED if same else Status.CHANGED
 
 
 def as_entry(item: Item, run: str) -> Entry:
-    return Entry(item.bucket, item.key, item.size, item.etag, None, "img", run, "t")
+    # version "b": the line "a<TAB>b" must not pass for the ETag "a<TAB>b"
+    return Entry(item.bucket, item.key, item.size, item.etag or None, "b", "img", run, "t")
 
 
 @settings(max_examples=150, deadline=None)
@@ -113,3 +114,10 @@ def test_sorted_input_makes_one_run(tmp_path: Path) -> None:
         shuffled.add(f"{i:03d}", str(i))
     assert [line for _, line in shuffled.sorted()] == [str(i) for i in range(95)]
     assert shuffled.runs == 10
+
+
+def test_an_etag_holding_a_tab_is_not_read_across_fields(tmp_path: Path) -> None:
+    """The ledger line "…<TAB>1<TAB>a<TAB>b<TAB>…" (ETag a, version b) against ETag "a<TAB>b"."""
+    view = write_view(tmp_path, [[as_entry(Item("k", 1, "a"), "r1")]])
+    assert [s for _, s in classify([Item("k", 1, "a\tb")], view, tmp_path)] == [Status.CHANGED]
+    assert [s for _, s in classify([Item("k", 1, "a")], view, tmp_path)] == [Status.UNCHANGED]
