@@ -62,23 +62,34 @@ async def register_run(store: StateStore, name: str, run_id: str) -> None:
         await store.create(pending_path(name, run_id), doc)
 
 
-async def merge_run(store: StateStore, name: str, run_id: str, workdir: Path) -> MergeResult:
-    """Merge run ``run_id``'s recorded outcomes into ledger ``name``; idempotent."""
+async def merge_run(
+    store: StateStore, name: str, run_id: str, workdir: Path, *, again: bool = False
+) -> MergeResult:
+    """Merge run ``run_id``'s recorded outcomes into ledger ``name``; idempotent.
+
+    ``again``: the run was merged before and has gone on since (``resume``): record its
+    outcomes once more, as merge ``RUN+n`` (what the first merge recorded is recorded
+    again, unchanged; a compaction drops the copies).
+    """
     ledger = Ledger(store, name)
-    marker = await store.get(marker_path(run_id))
-    if marker is not None:
-        await store.delete(pending_path(name, run_id))
-        return MergeResult(run_id, int(json.loads(marker.data).get("recorded", 0)), True)
     manifest, _ = await ledger.read()
-    if manifest.has_run(run_id):  # merged, then a crash before the marker
-        recorded = next(r.recorded for r in manifest.runs if r.run_id == run_id)
-        await _finish(store, name, run_id, recorded)
-        return MergeResult(run_id, recorded, True)
+    merge_id = run_id
+    if again:
+        merge_id = f"{run_id}+{sum(r.run_id.split('+')[0] == run_id for r in manifest.runs)}"
+    else:
+        marker = await store.get(marker_path(run_id))
+        if marker is not None:
+            await store.delete(pending_path(name, run_id))
+            return MergeResult(run_id, int(json.loads(marker.data).get("recorded", 0)), True)
+        if manifest.has_run(run_id):  # merged, then a crash before the marker
+            recorded = next(r.recorded for r in manifest.runs if r.run_id == run_id)
+            await _finish(store, name, run_id, recorded)
+            return MergeResult(run_id, recorded, True)
     sorter = ExternalSorter(workdir)
     await _collect(store, run_id, sorter, iso(dt.datetime.now(dt.UTC)))
-    added = await ledger.add_run(run_id, _last_per_key(sorter.sorted()))
+    added = await ledger.add_run(merge_id, _last_per_key(sorter.sorted()))
     manifest, _ = await ledger.read()  # the run's record, whoever wrote it
-    recorded = next((r.recorded for r in manifest.runs if r.run_id == run_id), 0)
+    recorded = next((r.recorded for r in manifest.runs if r.run_id == merge_id), 0)
     await ledger.compact(workdir)
     await ledger.clean()
     await _finish(store, name, run_id, recorded)
@@ -87,11 +98,16 @@ async def merge_run(store: StateStore, name: str, run_id: str, workdir: Path) ->
 
 async def finish_pending(store: StateStore, name: str, workdir: Path) -> list[MergeResult]:
     """Merge every run of import ``name`` still pending (its coordinator died, or crashed
-    in the merge); call before planning the next run of the import."""
+    in the merge); call before planning the next run of the import. A pending run whose
+    plan never completed (no shards) is forgotten."""
     done = []
     prefix = f"ledger/{Ledger(store, name).name}/pending/"
     async for path in store.list(prefix):
         run_id = path.removeprefix(prefix).removesuffix(".json")
+        if not [p async for p in store.list(f"{RunLayout(run_id).root}/shards/")]:
+            log.warning("ledger %s: run %s was never planned; forgetting it", name, run_id)
+            await store.delete(path)
+            continue
         log.warning(
             "ledger %s: run %s ended without its ledger merge; finishing it first", name, run_id
         )

@@ -59,8 +59,8 @@ def summarize(manifest: Manifest, view: LedgerView) -> LedgerSummary:
         name=manifest.name,
         objects=objects,
         bytes=total,
-        runs=len(manifest.runs),
-        last_run=last.run_id if last else None,
+        runs=len({r.run_id.split("+")[0] for r in manifest.runs}),  # "RUN+n": merged again
+        last_run=last.run_id.split("+")[0] if last else None,
         last_run_at=last.at if last else None,
         segments=len(manifest.segments),
     )

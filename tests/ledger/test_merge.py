@@ -190,3 +190,25 @@ async def test_sigkill_before_the_swap_loses_nothing(tmp_path: Path) -> None:
         assert await Ledger(store, "nightly", clock=clock).clean() == 1
         left = {p.split("/")[3] async for p in store.list("ledger/nightly/segments/")}
         assert len(left) == 1 and left.isdisjoint(orphans)
+
+
+async def test_a_resumed_run_is_merged_again(store: StateStore, tmp_path: Path) -> None:
+    plan = await plan_run(store, "r1", items(6))
+    await finish_run(store, plan, {"p/002.jpg": Outcome.FAILED})
+    await merge_run(store, "nightly", "r1", tmp_path)
+    assert "p/002.jpg" not in await ledger_entries(store, "nightly")
+    await finish_run(store, plan, {}, part=1)  # resumed: the failed one went through
+    assert (await merge_run(store, "nightly", "r1", tmp_path)).already  # not without again
+    result = await merge_run(store, "nightly", "r1", tmp_path, again=True)
+    assert (result.recorded, result.already) == (6, False)
+    assert len(await ledger_entries(store, "nightly")) == 6
+    manifest, _ = await Ledger(store, "nightly").read()
+    assert [r.run_id for r in manifest.runs] == ["r1", "r1+1"]
+
+
+async def test_a_pending_run_that_was_never_planned_is_forgotten(
+    store: StateStore, tmp_path: Path
+) -> None:
+    await register_run(store, "nightly", "r9")
+    assert await finish_pending(store, "nightly", tmp_path) == []
+    assert await store.get(pending_path("nightly", "r9")) is None
