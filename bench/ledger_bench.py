@@ -169,21 +169,24 @@ async def merge_child(state: Path, run_rows: int) -> dict[str, object]:
                     for o, it in enumerate(decode_shard(blob.data))
                 ]
                 await store.create(layout.results_part(index, 0), encode_part(results))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             result = await merge_run(store, NAME, plan.run_id, Path(tmp))
             out["merge_seconds"] = round(time.perf_counter() - started, 2)
+            out["merge_cpu"] = round(time.process_time() - cpu, 2)
             out["merge_recorded"] = result.recorded
             out["merge_peak_rss_mib"] = peak_rss_mib()
             ledger = Ledger(store, NAME)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await ledger.compact(Path(tmp), everything=True)
             out["compact_seconds"] = round(time.perf_counter() - started, 2)
+            out["compact_cpu"] = round(time.process_time() - cpu, 2)
             manifest, _ = await ledger.read()
             out["entries_after"] = manifest.segments[0].entries
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             manifest, view = await ledger.fetch(Path(tmp))
             summary = summarize(manifest, view)
             out["summary_seconds"] = round(time.perf_counter() - started, 2)
+            out["summary_cpu"] = round(time.process_time() - cpu, 2)
             out["summary_objects"] = summary.objects
     out["peak_rss_mib"] = peak_rss_mib()
     return out
@@ -239,9 +242,10 @@ def main() -> int:
             m = run_child("merge", str(state), str(args.run_rows))
             print(
                 f"[merge, load {load:.1f}] {m['merge_recorded']:,} outcomes into the ledger: "
-                f"{m['merge_seconds']} s, peak RSS {m['merge_peak_rss_mib']} MiB; then "
-                f"compacting all into one segment of {m['entries_after']:,}: "
-                f"{m['compact_seconds']} s; summary scan: {m['summary_seconds']} s "
+                f"{m['merge_seconds']} s ({m['merge_cpu']} s CPU), peak RSS "
+                f"{m['merge_peak_rss_mib']} MiB; then compacting all into one segment of "
+                f"{m['entries_after']:,}: {m['compact_seconds']} s ({m['compact_cpu']} s CPU); "
+                f"summary scan: {m['summary_seconds']} s ({m['summary_cpu']} s CPU) "
                 f"({m['summary_objects']:,} objects); peak RSS {m['peak_rss_mib']} MiB"
             )
     return 0 if rate_ok and rss_ok else 1
