@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ingest.errors import RetryableError, StateConflict
+from ingest.errors import FatalError, RetryableError, StateConflict
 from ingest.ledger.entries import check_name
 from ingest.ledger.lines import gzip_lines
 from ingest.ledger.manifest import Manifest, Retired, RunRecord, Segment
@@ -100,7 +100,7 @@ class Ledger:
         try:
             return Manifest.decode(blob.data, where), blob.etag
         except ValueError as exc:
-            raise RetryableError(
+            raise FatalError(
                 f"{exc}; it was written by another version or damaged (rebuild it with "
                 f"'aion-ingest ledger {self.name} --rebuild-from RUN_ID...')"
             ) from None
@@ -186,16 +186,25 @@ class Ledger:
         A page missing means the segments were replaced and cleaned while we read (a
         reader slower than the grace period): read the new manifest and start again.
         """
+        seen: str | None = None
         for _ in range(_ATTEMPTS):
-            manifest, _ = await self.read()
+            manifest, etag = await self.read()
             files = []
             for i, segment in enumerate(manifest.segments):
                 path = workdir / f"segment-{i:04d}.gz"
                 if not await self._download(segment, path):
+                    missing = segment
                     break
                 files.append(path)
             else:
                 return manifest, LedgerView(files)
+            if etag == seen:  # the same manifest twice, a page still missing: damaged
+                raise FatalError(
+                    f"ledger {self.name!r} in {self.store.uri}: a page of segment "
+                    f"{missing.id} is missing; rebuild the ledger with 'aion-ingest ledger "
+                    f"{self.name} --rebuild-from RUN_ID...'"
+                )
+            seen = etag
             log.info("ledger %s changed while it was read; reading it again", self.name)
         raise self._busy()
 

@@ -7,6 +7,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from ingest.errors import FatalError
 from ingest.ledger.entries import Entry
 from ingest.ledger.store import Ledger, compaction_range
 from ingest.state.base import StateStore
@@ -161,3 +164,12 @@ def test_compaction_range_is_size_tiered() -> None:
     assert compaction_range([10_000_000, 800_000] + [100_000] * 7, 8) == (1, 9)
     assert compaction_range([1000, 1000] + [10] * 7, 8) == (0, 9)
     assert compaction_range([10**k for k in range(9, 0, -1)], 8) == (7, 9)
+
+
+async def test_a_missing_page_is_named(store: StateStore, tmp_path: Path) -> None:
+    ledger = Ledger(store, "nightly", page_entries=2)
+    await ledger.add_run("r1", iter(lines([entry(k) for k in "abcde"])))
+    manifest, _ = await ledger.read()
+    await store.delete(ledger.page_path(manifest.segments[0].id, 1))
+    with pytest.raises(FatalError, match=r"a page of segment .* is missing; rebuild"):
+        await ledger.fetch(tmp_path)
