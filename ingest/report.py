@@ -63,6 +63,8 @@ class Report:
     verdict: str | None
     report_csv: str
     failed_csv: str | None = None
+    ledger: str | None = None  # a recurring import's ledger name
+    unchanged: int = 0  # listed objects the ledger holds as sent: not planned
 
     @property
     def uploaded_bytes(self) -> int:
@@ -94,6 +96,11 @@ class Report:
             f"run {self.run_id}: {self.planned_items:,} planned objects: {outcomes or 'none'}",
             f"uploaded {self.uploaded_bytes / 1e6:,.1f} MB in {self.duration_seconds:,.1f} s",
         ]
+        if self.ledger:
+            lines.append(
+                f"unchanged since earlier runs (ledger {self.ledger}): {self.unchanged:,} "
+                "objects, not planned"
+            )
         if self.failed_by_reason:
             reasons = ", ".join(f"{k} {n:,}" for k, n in sorted(self.failed_by_reason.items()))
             lines.append(f"failures by reason: {reasons}")
@@ -255,6 +262,8 @@ async def build_report(
         verdict=verdict,
         report_csv=_join(store.uri, layout.report_csv),
         failed_csv=_join(store.uri, failed_path) if failed_path else None,
+        ledger=plan.ledger,
+        unchanged=plan.unchanged,
     )
     await store.put(
         layout.report_json, json.dumps(report.to_json(), indent=1, sort_keys=True).encode()

@@ -58,6 +58,13 @@ class RunPlan:
     quota: dict[str, Any] | None
     item_cost_bytes: float
     format: int = PLAN_FORMAT
+    # A recurring import (--ledger): the ledger's name, what was done with changed
+    # objects, and the listing's anti-join counts (unchanged objects are not planned).
+    ledger: str | None = None
+    changed_action: str | None = None
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
 
     @property
     def shards(self) -> int:
