@@ -15,6 +15,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from moto.server import ThreadedMotoServer
 from ingest.demo.samples import make_jpeg
 from tests.fixtures.ports import free_port
 from tests.fixtures.s3 import S3Server
-from tests.run.helpers import run_env, start, wait_until
+from tests.run.helpers import run_env, start
 
 pytestmark = [pytest.mark.timeout(280), pytest.mark.slow]
 
@@ -226,16 +228,18 @@ def test_sigkill_during_the_ledger_merge_then_the_next_run(
         bucket.put(f"k/img-{i:03d}.jpg")
     state = tmp_path / "state"
     env = _env(tmp_path, sandbox, s3)
-    proc = start(_run_args(bucket, state, "first"), env)
-    segments = state / "ledger" / LEDGER / "segments"
+    # the real `run`, its merge stopped just before the manifest swap (segment written)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.ledger.run_paused_in_merge",
+         *_run_args(bucket, state, "first")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
     try:
-        # the merge starts right after report.json; its first write is a segment page
-        wait_until(
-            lambda: (state / "runs" / "first" / "report.json").exists() or segments.exists(),
-            timeout=200,
-        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "SWAP\n"
+        assert (state / "runs" / "first" / "report.json").exists()
         os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         proc.kill()
     assert not (state / "runs" / "first" / "ledger.json").exists()  # the merge never ended
