@@ -109,6 +109,23 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--include", dest="filters.include", action="append", metavar="GLOB")
     p.add_argument("--exclude", dest="filters.exclude", action="append", metavar="GLOB")
+    _add_ledger_options(p)
+
+
+def _add_ledger_options(p: argparse.ArgumentParser) -> None:
+    """A recurring import's options, shared by ``plan``, ``run`` and ``coordinate``."""
+    p.add_argument(
+        "--ledger",
+        dest="plan.ledger",
+        metavar="NAME",
+        help="a recurring import: send only what ledger NAME does not hold as sent, record it",
+    )
+    p.add_argument(
+        "--changed",
+        dest="plan.changed",
+        choices=["upload", "skip"],
+        help="with --ledger, objects changed since sent: upload again (default) or skip",
+    )
 
 
 def _add_plan_parser(sub: Any) -> None:
@@ -251,6 +268,32 @@ def _add_local_run_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_report)
 
 
+def _cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.commands.ledger import ledger_command
+
+    return asyncio.run(
+        ledger_command(
+            args.name,
+            settings,
+            export=args.export,
+            rebuild_from=args.rebuild_from,
+            as_json=args.json,
+        )
+    )
+
+
+def _add_ledger_parser(sub: Any) -> None:
+    p = sub.add_parser("ledger", help="what a recurring import has sent: summary, export, rebuild")
+    p.add_argument("name", metavar="NAME", help="the import's ledger name")
+    p.add_argument("--state", help="state store URI: s3://bucket/prefix or file:///path")
+    p.add_argument("--export", metavar="FILE.csv", help="write key -> image id ('-': stdout)")
+    p.add_argument(
+        "--rebuild-from", nargs="+", metavar="RUN_ID", help="make the ledger anew from these runs"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_ledger)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aion-ingest",
@@ -274,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_local_run_parsers(sub)
     _add_work_parser(sub)
     _add_coordinate_parser(sub)
+    _add_ledger_parser(sub)
     return parser
 
 

@@ -67,6 +67,8 @@ class Report:
     failed_csv: str | None = None
     damaged: list[str] = dataclasses.field(default_factory=list)
     filtered_csv: str | None = None  # every filtered object with its reason (gzip CSV)
+    ledger: str | None = None  # a recurring import's ledger name
+    unchanged: int = 0  # listed objects the ledger holds as sent: not planned
 
     @property
     def uploaded_bytes(self) -> int:
@@ -98,6 +100,11 @@ class Report:
             f"run {self.run_id}: {self.planned_items:,} planned objects: {outcomes or 'none'}",
             f"uploaded {self.uploaded_bytes / 1e6:,.1f} MB in {self.duration_seconds:,.1f} s",
         ]
+        if self.ledger:
+            lines.append(
+                f"unchanged since earlier runs (ledger {self.ledger}): {self.unchanged:,} "
+                "objects, not planned"
+            )
         if self.failed_by_reason:
             reasons = ", ".join(f"{k} {n:,}" for k, n in sorted(self.failed_by_reason.items()))
             lines.append(f"failures by reason: {reasons}")
@@ -302,6 +309,8 @@ async def build_report(
         failed_csv=_join(store.uri, failed_path) if failed_path else None,
         damaged=damaged,
         filtered_csv=_join(store.uri, plan.filtered_csv) if plan.filtered_csv else None,
+        ledger=plan.ledger,
+        unchanged=plan.unchanged,
     )
     await store.put(
         layout.report_json, json.dumps(report.to_json(), indent=1, sort_keys=True).encode()

@@ -218,6 +218,21 @@ class PlanSettings(_Group):
         "'aion-ingest run -p P' asks for P, one per worker process.",
     )
     ignore_quota: bool = Field(False, description="Plan even when quota-check says no.")
+    ledger: str | None = Field(
+        None,
+        description=(
+            "The import's ledger name (a recurring import): plan only objects the ledger "
+            "does not hold as sent, and record this run's outcomes in it afterwards. "
+            "Stored under ledger/NAME/ in the state store."
+        ),
+    )
+    changed: Literal["upload", "skip"] = Field(
+        "upload",
+        description=(
+            "With a ledger, an object whose key was sent before with another ETag or size: "
+            "'upload' sends it again (the API has no replace: a new file), 'skip' does not."
+        ),
+    )
 
 
 class WorkerSettings(_Group):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from ingest.items import Item
 from ingest.launch.semantics import Verdict, VerdictKind
+from ingest.ledger.merge import merge_run
 from ingest.orchestration.progress import RunProgress, RunTracker
 from ingest.planning.planner import PlanOutcome
 from ingest.report import build_report, shard_statuses
@@ -81,7 +84,23 @@ class StoreSteps:
                 verdict=verdict.kind.value,
                 failed_indexes=sorted(verdict.failed),
             )
-        return merged.summary().splitlines()
+        lines = merged.summary().splitlines()
+        plan = await read_plan(self.store, run_id)
+        if plan.ledger and plan.items:
+            lines.append(await record_in_ledger(self.store, plan))
+        return lines
+
+
+async def record_in_ledger(store: StateStore, plan: RunPlan) -> str:
+    """Merge the run's ``uploaded`` and ``skipped_duplicate`` outcomes into its ledger; a
+    line for people. A run merged already (a resumed run, or one whose merge the next run
+    of its import finished while it still ran) is merged again: its later outcomes count."""
+    assert plan.ledger is not None
+    with tempfile.TemporaryDirectory(prefix="aion-ledger-") as tmp:
+        done = await merge_run(store, plan.ledger, plan.run_id, Path(tmp))
+        if done.already:
+            done = await merge_run(store, plan.ledger, plan.run_id, Path(tmp), again=True)
+    return f"ledger {plan.ledger}: {done.recorded:,} objects of run {plan.run_id} recorded"
 
 
 async def listed(items: list[Item]) -> AsyncIterator[Item]:

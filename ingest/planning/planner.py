@@ -11,6 +11,13 @@ shards under its own attempt id (``shards/<attempt>/``), named in run.json with 
 shard's ETag: two planners of one run id never mix their shards (the one whose run.json
 was created wins; the other removes its shards), and shards without run.json (an
 interrupted attempt) are removed by the attempt that completes the plan.
+
+With a ledger (``plan.ledger``, a recurring import), pass 1 also anti-joins the listing
+with the ledger (:class:`ingest.ledger.join.AntiJoin`): unchanged objects never reach the
+spool, and the plan records the new / changed / unchanged counts. A previous run of the
+import whose ledger merge never happened is merged first (:func:`finish_pending`), and
+this run is registered as pending before ``run.json`` exists, so a crash before its own
+merge is finished by the next run.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ from typing import Any, Literal, Protocol
 
 from ingest.errors import ConfigError, FatalError, StateConflict
 from ingest.items import Item
+from ingest.ledger.entries import check_name
+from ingest.ledger.join import AntiJoin
+from ingest.ledger.merge import finish_pending, register_run
+from ingest.ledger.store import Ledger
 from ingest.planning.balance import Cost, Cutter, shard_count
 from ingest.planning.filtered import FilteredWriter
 from ingest.planning.model import QuotaCheck, quota_to_json
@@ -96,10 +107,20 @@ async def make_plan(
             return PlanOutcome(existing, "existing", store.uri)
 
     cost = Cost.from_settings(settings.plan)
+    ledger = check_name(settings.plan.ledger) if settings.plan.ledger else None
+    if ledger and store is None:
+        raise ConfigError(
+            f"--ledger {ledger} needs the state store that holds it: pass --state URI"
+        )
     with tempfile.TemporaryDirectory(prefix="aion-plan-") as tmp:
         spool = Path(tmp) / "spool.jsonl.gz"
         dropped = FilteredWriter(Path(tmp) / "filtered.csv.gz")
-        stats, filtered = await _spool_listing(items, item_filter, spool, cost, dropped)
+        join = None
+        if ledger and store is not None:
+            join = await _open_join(store, ledger, settings.plan.changed, Path(tmp), dry_run)
+        stats, filtered, listed = await _spool_listing(
+            items, item_filter, spool, cost, dropped, join
+        )
         quota = await _ask_quota(quota_check, stats.items, settings)
         n = shard_count(stats.items, stats.bytes, stats.half_max_cost, cost, settings.plan.shards)
         if settings.plan.shards is None:  # one shard per worker at least (``run -p P``)
@@ -115,7 +136,7 @@ async def make_plan(
             shard_etags=[],
             items=stats.items,
             bytes=stats.bytes,
-            listed=stats.items + sum(filtered.values()),
+            listed=listed,
             filtered=dict(sorted(filtered.items())),
             skipped_records=skipped_records() if skipped_records else 0,
             histogram=stats.histogram_dict(),
@@ -123,6 +144,11 @@ async def make_plan(
             item_cost_bytes=cost.per_item,
             attempt=secrets.token_hex(6),
         )
+        if join is not None:
+            counts = {str(k): v for k, v in join.counts.items()}
+            plan.ledger, plan.changed_action = ledger, join.changed
+            plan.new, plan.changed = counts["new"], counts["changed"]
+            plan.unchanged = counts["unchanged"]
         if dry_run or store is None:
             await _write_shards(plan, spool, stats, n, cost, None, layout)
             return PlanOutcome(plan, "dry_run", store.uri if store else None)
@@ -137,6 +163,8 @@ async def make_plan(
             await store.put(path, await asyncio.to_thread(dropped.path.read_bytes))
             written.add(path)
             plan.filtered_csv = path
+    if ledger and plan.items:
+        await register_run(store, ledger, run_id)  # before run.json: see the module doc
     try:
         await create_plan(store, plan)
     except StateConflict:
@@ -164,15 +192,34 @@ def settings_digest(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
+async def _open_join(
+    store: StateStore, ledger: str, changed: Literal["upload", "skip"], tmp: Path, dry_run: bool
+) -> AntiJoin:
+    """The anti-join against ledger ``ledger``, after finishing the merges of its runs that
+    ended without one (not in a dry run, which writes nothing)."""
+    if not dry_run:
+        for done in await finish_pending(store, ledger, tmp):
+            log.warning(
+                "ledger %s: merged the unfinished run %s first (%d objects recorded)",
+                ledger,
+                done.run_id,
+                done.recorded,
+            )
+    _, view = await Ledger(store, ledger).fetch(tmp)
+    return AntiJoin(view, tmp, changed=changed)
+
+
 async def _spool_listing(
     items: AsyncIterator[Item],
     item_filter: ItemFilter | None,
     spool: Path,
     cost: Cost,
     dropped: FilteredWriter,
-) -> tuple[SpoolStats, Counter[str]]:
-    """Pass 1: the filtered listing into the spool, each dropped item into ``dropped``;
-    what was kept and what was dropped (counts by reason)."""
+    join: AntiJoin | None = None,
+) -> tuple[SpoolStats, Counter[str], int]:
+    """Pass 1: the filtered listing into the spool (less what the ledger holds as sent),
+    each dropped item into ``dropped``; what was kept, what was dropped (counts by
+    reason), and how many objects were listed."""
     writer = SpoolWriter(spool, cost.per_item, cost.allowance)
     filtered: Counter[str] = Counter()
     seen = 0
@@ -185,12 +232,20 @@ async def _spool_listing(
             if why is not None:
                 filtered[why] += 1
                 dropped.add(item, why)
-            else:
+            elif join is None:
                 writer.add(item)
+            else:
+                status = join.add(item)
+                if status is not None and join.is_planned(status):
+                    writer.add(item)
+        if join is not None:
+            for item, status in join.deferred():
+                if join.is_planned(status):
+                    writer.add(item)
     finally:
         writer.close()
         dropped.close()
-    return writer.stats, filtered
+    return writer.stats, filtered, seen
 
 
 async def _ask_quota(

@@ -33,6 +33,7 @@ def render_text(plan: RunPlan, status: str, state_uri: str | None) -> str:
         f"  source    {plan.source}",
         f"  objects   {plan.items:,} planned ({human_bytes(plan.bytes)}) of {plan.listed:,} listed",
         f"  filtered  {filtered}",
+        *_ledger_lines(plan),
         f"  sizes     {sizes}",
         f"  shards    {plan.shards:,}: bytes {_spread(plan.shard_bytes, human_bytes)}",
         f"            objects {_spread(plan.shard_items, lambda v: f'{v:,}')}",
@@ -43,6 +44,16 @@ def render_text(plan: RunPlan, status: str, state_uri: str | None) -> str:
     if state_uri and status != "dry_run":
         lines.append(f"  state     {state_uri.rstrip('/')}/runs/{plan.run_id}/run.json")
     return "\n".join(lines)
+
+
+def _ledger_lines(plan: RunPlan) -> list[str]:
+    if not plan.ledger:
+        return []
+    action = "sent again" if plan.changed_action == "upload" else "not sent (--changed skip)"
+    return [
+        f"  ledger    {plan.ledger}: {plan.new:,} new, {plan.changed:,} changed ({action}), "
+        f"{plan.unchanged:,} unchanged (not planned)"
+    ]
 
 
 def _quota_line(quota: dict[str, Any] | None) -> str:

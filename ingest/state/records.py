@@ -62,6 +62,13 @@ class RunPlan:
     format: int = PLAN_FORMAT
     attempt: str = ""  # "" for plans made before attempts: shards/NNNNN.jsonl.gz
     filtered_csv: str = ""  # path of the filtered objects with reasons; "" when none
+    # A recurring import (--ledger): the ledger's name, what was done with changed
+    # objects, and the listing's anti-join counts (unchanged objects are not planned).
+    ledger: str | None = None
+    changed_action: str | None = None
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
 
     @property
     def shards(self) -> int:

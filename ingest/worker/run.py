@@ -109,7 +109,9 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
                 checkpoint,
                 uploader,
                 files_per_batch=settings.files_per_batch(),
-                namespace=run_id,
+                # a recurring import's uploads are one namespace across its runs: an
+                # upload that succeeded but never reached the ledger is the same upload
+                namespace=plan.ledger or run_id,
             )
             return await _supervise(pipeline, writer, Progress(accounting), w.stop_seconds)
 

@@ -122,6 +122,24 @@ def test_cron_mode(helm: Helm) -> None:
     assert spec["successfulJobsHistoryLimit"] == 5
     assert spec["failedJobsHistoryLimit"] == 2
     assert len(cron["metadata"]["name"]) <= 52  # CronJob names leave 11 for the Job suffix
+    # each scheduled Job's name is its run id: no --run-id; the ledger is the release's name
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"] == ["coordinate", "s3://photos/2024/"]
+    (config,) = kinds["ConfigMap"]
+    assert config["data"]["INGEST_PLAN__LEDGER"] == cron["metadata"]["name"]
+    assert config["data"]["INGEST_PLAN__CHANGED"] == "upload"
+
+
+def test_ledger_values(helm: Helm) -> None:
+    (job_mode,) = by_kind(helm.template(BASE))["ConfigMap"]
+    assert "INGEST_PLAN__LEDGER" not in job_mode["data"]  # job mode: no ledger by default
+    values = merge(BASE, {"run": {"ledger": "photos.nightly", "changed": "skip"}})
+    (config,) = by_kind(helm.template(values))["ConfigMap"]
+    assert config["data"]["INGEST_PLAN__LEDGER"] == "photos.nightly"
+    assert config["data"]["INGEST_PLAN__CHANGED"] == "skip"
+    cron = merge(VALUE_SETS["cron"], {"run": {"ledger": "mine"}})
+    (config,) = by_kind(helm.template(cron))["ConfigMap"]
+    assert config["data"]["INGEST_PLAN__LEDGER"] == "mine"
 
 
 def test_existing_secrets(helm: Helm) -> None:
@@ -295,6 +313,9 @@ def test_preflight_is_a_helm_test_of_the_source(helm: Helm) -> None:
         (merge(BASE, {"bogus": 1}), "bogus"),
         (merge(BASE, {"workers": {"paralelism": 3}}), "paralelism"),
         (merge(BASE, {"cron": {"concurrencyPolicy": "Allow"}}), "concurrencyPolicy"),
+        (merge(BASE, {"mode": "cron", "run": {"id": "first"}}), "/run/id"),
+        (merge(BASE, {"run": {"ledger": "no spaces"}}), "ledger"),
+        (merge(BASE, {"run": {"changed": "replace"}}), "changed"),
         ({"api": {"key": "k"}, "run": {"state": "s3://s/p"}}, "source"),
         (merge(BASE, {"run": {"state": "/local/path"}}), "state"),
         (merge(BASE, {"api": {"key": ""}}), "api.key or api.existingSecret"),

@@ -142,7 +142,7 @@ spec:
       {{- if eq .Values.mode "job" }}
       args: ["coordinate", {{ .Values.run.source | quote }}, "--run-id", {{ include "aion-ingest.runId" . | quote }}]
       {{- else }}
-      args: ["coordinate", {{ .Values.run.source | quote }}{{ with .Values.run.id }}, "--run-id", {{ . | quote }}{{ end }}]
+      args: ["coordinate", {{ .Values.run.source | quote }}]
       {{- end }}
       {{- include "aion-ingest.containerEnv" . | nindent 6 }}
       {{- with .Values.resources }}
@@ -271,3 +271,15 @@ podFailurePolicy:
 template:
   {{- include "aion-ingest.podTemplate" . | nindent 2 }}
 {{- end -}}
+
+{{/*
+The recurring import's ledger name: run.ledger, else in cron mode the release's full name
+(a DNS label, so a valid ledger name), else none.
+*/}}
+{{- define "aion-ingest.ledger" -}}
+{{- if .Values.run.ledger -}}
+{{- .Values.run.ledger -}}
+{{- else if eq .Values.mode "cron" -}}
+{{- include "aion-ingest.fullname" . -}}
+{{- end -}}
+{{- end }}

@@ -1,0 +1,123 @@
+"""The anti-join and the external sort against plain in-memory oracles (hypothesis)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.items import Item
+from ingest.ledger.entries import Entry, sort_key
+from ingest.ledger.join import AntiJoin, Status, classify
+from ingest.ledger.lines import gzip_lines
+from ingest.ledger.sorting import ExternalSorter
+from ingest.ledger.view import LedgerView
+
+KEYS = st.text(alphabet="ab\t\n\\é/\x00", min_size=1, max_size=4)
+BUCKETS = st.sampled_from([None, "b1", "b2"])
+ETAGS = st.sampled_from(["e1", "e2", None, "", "a\tb", "a", "x\\"])
+SIZES = st.integers(0, 2)
+ITEMS = st.builds(Item, key=KEYS, size=SIZES, etag=ETAGS, bucket=BUCKETS)
+
+
+def write_view(workdir: Path, segments: list[list[Entry]]) -> LedgerView:
+    files = []
+    for i, seg in enumerate(segments):
+        by_key = {e.sort_key: e for e in seg}  # one line per key within a segment
+        path = workdir / f"seg-{i}.gz"
+        path.write_bytes(gzip_lines(by_key[k].to_line() for k in sorted(by_key)))
+        files.append(path)
+    return LedgerView(files)
+
+
+def oracle(segments: list[list[Entry]], item: Item) -> Status:
+    known: dict[str, Entry] = {}
+    for seg in segments:
+        for e in seg:
+            known[e.sort_key] = e
+    e = known.get(sort_key(item.bucket, item.key))
+    if e is None:
+        return Status.NEW
+    same = e.size == item.size and e.etag == (item.etag or None)
+    return Status.UNCHANGED if same else Status.CHANGED
+
+
+def as_entry(item: Item, run: str) -> Entry:
+    # version "b": the line "a<TAB>b" must not pass for the ETag "a<TAB>b"
+    return Entry(item.bucket, item.key, item.size, item.etag or None, "b", "img", run, "t")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    segments=st.lists(st.lists(ITEMS, max_size=12), max_size=4),
+    listing=st.lists(ITEMS, max_size=30),
+    presorted=st.booleans(),
+    chunk_rows=st.integers(1, 5),
+)
+def test_classify_matches_a_dict(
+    segments: list[list[Item]], listing: list[Item], presorted: bool, chunk_rows: int
+) -> None:
+    entries = [[as_entry(i, f"r{n}") for i in seg] for n, seg in enumerate(segments)]
+    if presorted:
+        listing = sorted(listing, key=lambda i: sort_key(i.bucket, i.key))
+    with tempfile.TemporaryDirectory() as tmp:
+        view = write_view(Path(tmp), entries)
+        got = list(classify(listing, view, Path(tmp), chunk_rows=chunk_rows))
+    want = [(item, oracle(entries, item)) for item in listing]
+    assert Counter(got) == Counter(want)
+    if presorted:
+        assert got == want  # in order: answered as they come, nothing set aside
+
+
+def test_counts_and_the_changed_policy(tmp_path: Path) -> None:
+    view = write_view(
+        tmp_path, [[as_entry(Item("a", 1, "e1"), "r1"), as_entry(Item("c", 1), "r1")]]
+    )
+    join = AntiJoin(view, tmp_path, changed="skip")
+    statuses = [join.add(Item(k, 1, e)) for k, e in (("a", "e1"), ("b", "x"), ("c", "y"))]
+    assert statuses == [Status.UNCHANGED, Status.NEW, Status.CHANGED]
+    assert join.add(Item("a0", 1)) is None  # out of order: set aside
+    assert [(i.key, s) for i, s in join.deferred()] == [("a0", Status.NEW)]
+    assert join.counts == {Status.NEW: 2, Status.CHANGED: 1, Status.UNCHANGED: 1}
+    assert [join.is_planned(s) for s in Status] == [True, False, False]
+    assert AntiJoin(view, tmp_path).is_planned(Status.CHANGED)
+    with pytest.raises(ValueError, match="changed must be one of"):
+        AntiJoin(view, tmp_path, changed="replace")  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.text(max_size=3), st.text(alphabet="xy\t", max_size=3))),
+    chunk_rows=st.integers(1, 4),
+)
+def test_external_sort_is_a_stable_sort(pairs: list[tuple[str, str]], chunk_rows: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sorter = ExternalSorter(Path(tmp), chunk_rows=chunk_rows)
+        for key, line in pairs:
+            sorter.add(key, line)
+        assert list(sorter.sorted()) == sorted(pairs, key=lambda p: p[0])
+
+
+def test_sorted_input_makes_one_run(tmp_path: Path) -> None:
+    sorter = ExternalSorter(tmp_path, chunk_rows=10)
+    for i in range(95):
+        sorter.add(f"{i:03d}", str(i))
+    assert [line for _, line in sorter.sorted()] == [str(i) for i in range(95)]
+    assert sorter.runs == 1
+    shuffled = ExternalSorter(tmp_path / "x", chunk_rows=10)
+    (tmp_path / "x").mkdir()
+    for i in reversed(range(95)):
+        shuffled.add(f"{i:03d}", str(i))
+    assert [line for _, line in shuffled.sorted()] == [str(i) for i in range(95)]
+    assert shuffled.runs == 10
+
+
+def test_an_etag_holding_a_tab_is_not_read_across_fields(tmp_path: Path) -> None:
+    """The ledger line "…<TAB>1<TAB>a<TAB>b<TAB>…" (ETag a, version b) against ETag "a<TAB>b"."""
+    view = write_view(tmp_path, [[as_entry(Item("k", 1, "a"), "r1")]])
+    assert [s for _, s in classify([Item("k", 1, "a\tb")], view, tmp_path)] == [Status.CHANGED]
+    assert [s for _, s in classify([Item("k", 1, "a")], view, tmp_path)] == [Status.UNCHANGED]
