@@ -33,7 +33,9 @@ API = 'endpoint=~"/.*|presigned:PUT"'  # the API and the object store, not sourc
 KUBE_STATE_METRICS = ("kube_job_status_active", "kube_job_status_failed")
 
 
-def q(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> prometheus.Dataquery:
+def q(
+    expr: str, legend: str = "", ref: str = "A", *, instant: bool = False
+) -> prometheus.Dataquery:
     query = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DS)
     if legend:
         query = query.legend_format(legend)
@@ -77,7 +79,9 @@ def build() -> dict[str, Any]:
         .time("now-6h", "now")
         .refresh("30s")
         .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
-        .with_variable(variable("namespace", "Namespace", "label_values(aion_ingest_build_info, namespace)"))
+        .with_variable(
+            variable("namespace", "Namespace", "label_values(aion_ingest_build_info, namespace)")
+        )
         .with_variable(
             variable(
                 "release",
@@ -89,7 +93,8 @@ def build() -> dict[str, Any]:
             variable(
                 "run_id",
                 "Run id",
-                'label_values(aion_ingest_build_info{namespace=~"$namespace",release=~"$release"}, run_id)',
+                "label_values(aion_ingest_build_info"
+                '{namespace=~"$namespace",release=~"$release"}, run_id)',
             )
         )
         .with_row(db.Row("Progress"))
@@ -98,25 +103,24 @@ def build() -> dict[str, Any]:
                 "Progress",
                 "percent",
                 q(
-                    f"100 * sum(aion_ingest_run_objects_done{{{S}}}) / sum(aion_ingest_run_objects_planned{{{S}}})"
+                    f"100 * sum(aion_ingest_run_objects_done{{{S}}})"
+                    f" / sum(aion_ingest_run_objects_planned{{{S}}})"
                 ),
             )
         )
         .with_panel(single("ETA", "s", q(f"max(aion_ingest_run_eta_seconds{{{S}}})")))
+        .with_panel(single("Objects done", "short", q(f"sum(aion_ingest_run_objects_done{{{S}}})")))
+        .with_panel(single("Bytes done", "bytes", q(f"sum(aion_ingest_run_bytes_done{{{S}}})")))
         .with_panel(
-            single("Objects done", "short", q(f"sum(aion_ingest_run_objects_done{{{S}}})"))
-        )
-        .with_panel(
-            single("Bytes done", "bytes", q(f"sum(aion_ingest_run_bytes_done{{{S}}})"))
-        )
-        .with_panel(
-            single("Quota left (files)", "short", q(f"min(aion_ingest_quota_available_files{{{S}}})"))
+            single(
+                "Quota left (files)", "short", q(f"min(aion_ingest_quota_available_files{{{S}}})")
+            )
         )
         .with_panel(
             single(
                 "Phase",
                 "none",
-                q(f'max by (phase) (aion_ingest_run_phase{{{S}}}) == 1', "{{phase}}"),
+                q(f"max by (phase) (aion_ingest_run_phase{{{S}}}) == 1", "{{phase}}"),
             )
         )
         .with_row(db.Row("Throughput"))
@@ -124,7 +128,10 @@ def build() -> dict[str, Any]:
             series(
                 "Objects/s by outcome",
                 "ops",
-                q(f"sum by (outcome) (rate(aion_ingest_objects_total{{{S}}}[{RATE}]))", "{{outcome}}"),
+                q(
+                    f"sum by (outcome) (rate(aion_ingest_objects_total{{{S}}}[{RATE}]))",
+                    "{{outcome}}",
+                ),
                 w=12,
             )
         )
@@ -167,7 +174,8 @@ def build() -> dict[str, Any]:
                 "s",
                 *(
                     q(
-                        f"histogram_quantile({p}, sum by (endpoint, le) (rate({lat}_bucket{{{S}}}[{RATE}])))",
+                        f"histogram_quantile({p}, "
+                        f"sum by (endpoint, le) (rate({lat}_bucket{{{S}}}[{RATE}])))",
                         f"p{int(p * 100)} {{{{endpoint}}}}",
                         ref,
                     )
@@ -189,7 +197,8 @@ def build() -> dict[str, Any]:
                 "429 ratio",
                 "percentunit",
                 q(
-                    f'sum(rate({lat}_count{{{S},code="429"}}[{RATE}])) / sum(rate({lat}_count{{{S},{API}}}[{RATE}]))',
+                    f'sum(rate({lat}_count{{{S},code="429"}}[{RATE}]))'
+                    f" / sum(rate({lat}_count{{{S},{API}}}[{RATE}]))",
                     "429 / requests",
                 ),
             )
@@ -247,14 +256,23 @@ def build() -> dict[str, Any]:
             .height(10)
             .span(24)
             .with_target(
-                q(f"max by (run_id, shard) (aion_ingest_shard_objects_done{{{S}}})", ref="A", instant=True)
-            )
-            .with_target(
-                q(f"max by (run_id, shard) (aion_ingest_shard_objects_planned{{{S}}})", ref="B", instant=True)
+                q(
+                    f"max by (run_id, shard) (aion_ingest_shard_objects_done{{{S}}})",
+                    ref="A",
+                    instant=True,
+                )
             )
             .with_target(
                 q(
-                    f"time() - max by (run_id, shard) (aion_ingest_last_progress_timestamp_seconds{{{S}}})",
+                    f"max by (run_id, shard) (aion_ingest_shard_objects_planned{{{S}}})",
+                    ref="B",
+                    instant=True,
+                )
+            )
+            .with_target(
+                q(
+                    "time() - max by (run_id, shard) "
+                    f"(aion_ingest_last_progress_timestamp_seconds{{{S}}})",
                     ref="C",
                     instant=True,
                 )

@@ -105,7 +105,9 @@ class RunCollector(Collector):
             fam.add_metric(run, value)
             return fam
 
-        fam = GaugeMetricFamily(n.RUN_PHASE, "1 for the run's current phase.", labels=["run_id", "phase"])
+        fam = GaugeMetricFamily(
+            n.RUN_PHASE, "1 for the run's current phase.", labels=["run_id", "phase"]
+        )
         for phase in n.PHASES:
             fam.add_metric([*run, phase], 1.0 if phase == p.phase else 0.0)
         yield fam

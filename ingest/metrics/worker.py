@@ -82,6 +82,11 @@ class WorkerCollector(Collector):
     def _gauge(self, name: str, doc: str, *labels: str) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, labels=[*self.labels, *labels])
 
+    def _single(self, name: str, doc: str, value: float) -> GaugeMetricFamily:
+        gauge = self._gauge(name, doc)
+        gauge.add_metric(list(self.labels.values()), value)
+        return gauge
+
     def _collect(self) -> Iterator[Metric]:
         base = list(self.labels.values())
         acct = self.accounting
@@ -110,9 +115,7 @@ class WorkerCollector(Collector):
             labels=[*self.labels, "endpoint", "code"],
         )
         for (endpoint, code), series in list(self.requests.latency.items()):
-            hist.add_metric(
-                [*base, endpoint, code], self.requests.cumulative(series), series.sum
-            )
+            hist.add_metric([*base, endpoint, code], self.requests.cumulative(series), series.sum)
         yield hist
 
         fam = self._counter(n.RETRIES, "Requests tried again, by cause.", "endpoint", "cause")
@@ -120,44 +123,43 @@ class WorkerCollector(Collector):
             fam.add_metric([*base, endpoint, cause], count)
         yield fam
 
-        fam = self._counter(n.RATE_LIMITED, "HTTP 429 answers from the API.")
-        fam.add_metric(base, self.pace.stats.throttled if self.pace else 0)
-        yield fam
-
-        fam = self._gauge(n.PACING, "The limiter's current request rate.")
-        fam.add_metric(base, self.pace.rate if self.pace else 0.0)
-        yield fam
+        rate_limited = self._counter(n.RATE_LIMITED, "HTTP 429 answers from the API.")
+        rate_limited.add_metric(base, self.pace.stats.throttled if self.pace else 0)
+        yield rate_limited
+        yield self._single(
+            n.PACING, "The limiter's current request rate.", self.pace.rate if self.pace else 0.0
+        )
 
         in_flight = list(acct.in_flight.values())
-        fam = self._gauge(n.IN_FLIGHT_OBJECTS, "Objects being worked on.")
-        fam.add_metric(base, len(in_flight))
-        yield fam
-        fam = self._gauge(n.IN_FLIGHT_BYTES, "Bytes sent so far by objects being worked on.")
-        fam.add_metric(base, sum(t.bytes_sent for t in in_flight))
-        yield fam
+        yield self._single(n.IN_FLIGHT_OBJECTS, "Objects being worked on.", len(in_flight))
+        yield self._single(
+            n.IN_FLIGHT_BYTES,
+            "Bytes sent so far by objects being worked on.",
+            sum(t.bytes_sent for t in in_flight),
+        )
 
-        fam = self._gauge(n.QUEUE_ITEMS, "Items waiting in a pipeline queue.", "queue")
+        queues = self._gauge(n.QUEUE_ITEMS, "Items waiting in a pipeline queue.", "queue")
         for queue, depth in sorted(self.queues().items()):
-            fam.add_metric([*base, queue], depth)
-        yield fam
+            queues.add_metric([*base, queue], depth)
+        yield queues
 
         done = sum(acct.objects.values()) + acct.resumed_objects
-        fam = self._gauge(n.SHARD_PLANNED, "Objects in this worker's shard.")
-        fam.add_metric(base, acct.total_objects)
-        yield fam
-        fam = self._gauge(n.SHARD_DONE, "Objects of the shard with an outcome (resumed too).")
-        fam.add_metric(base, done)
-        yield fam
+        yield self._single(n.SHARD_PLANNED, "Objects in this worker's shard.", acct.total_objects)
+        yield self._single(
+            n.SHARD_DONE, "Objects of the shard with an outcome (resumed too).", done
+        )
         last = acct.last_progress_at if acct.last_progress_at is not None else self._started
-        fam = self._gauge(n.LAST_PROGRESS, "When the last object got its outcome (Unix time).")
-        fam.add_metric(base, last + self._wall_offset)
-        yield fam
+        yield self._single(
+            n.LAST_PROGRESS,
+            "When the last object got its outcome (Unix time).",
+            last + self._wall_offset,
+        )
 
-        fam = self._counter(n.S3_FALLBACKS, "S3 reads that fell back to botocore.", "cause")
+        fallbacks = self._counter(n.S3_FALLBACKS, "S3 reads that fell back to botocore.", "cause")
         for cause, count in sorted(self.s3_fallbacks().items()):
-            fam.add_metric([*base, cause], count)
-        yield fam
+            fallbacks.add_metric([*base, cause], count)
+        yield fallbacks
 
-        fam = self._gauge(n.BUILD_INFO, "Always 1; the version of aion-ingest.", "version")
-        fam.add_metric([*base, self.version], 1)
-        yield fam
+        info = self._gauge(n.BUILD_INFO, "Always 1; the version of aion-ingest.", "version")
+        info.add_metric([*base, self.version], 1)
+        yield info

@@ -81,7 +81,11 @@ def _series(name: str, values: str, **labels: str) -> dict[str, str]:
 def _alert(name: str, summary: str, **labels: str) -> dict[str, Any]:
     """An expected alert; its description is filled in from the rendered rule."""
     base = {"namespace": "imports", "release": "nightly"} if "run_id" in labels else {}
-    return {"exp_labels": {**base, **labels}, "exp_annotations": {"summary": summary}, "_name": name}
+    return {
+        "exp_labels": {**base, **labels},
+        "exp_annotations": {"summary": summary},
+        "_name": name,
+    }
 
 
 def alert_tests() -> list[dict[str, Any]]:
@@ -89,6 +93,7 @@ def alert_tests() -> list[dict[str, Any]]:
     ok = "aion_ingest_objects_total"
     http = "aion_ingest_http_request_duration_seconds_count"
     batch = "/user-files/upload/stream-batch"
+    last = "aion_ingest_run_last_success_timestamp_seconds"
     series = [
         # r1: uploading, stuck at 100 objects; r2: uploading and progressing
         _series("aion_ingest_run_phase", "1x60", run_id="r1", phase="uploading"),
@@ -191,14 +196,8 @@ def alert_tests() -> list[dict[str, Any]]:
         {
             "interval": "1h",
             "input_series": [
-                {
-                    "series": 'aion_ingest_run_last_success_timestamp_seconds{release="nightly",run_id="c1"}',
-                    "values": "3600x40",
-                },
-                {
-                    "series": 'aion_ingest_run_last_success_timestamp_seconds{release="other",run_id="c9"}',
-                    "values": "0x40",
-                },
+                {"series": f'{last}{{release="nightly",run_id="c1"}}', "values": "3600x40"},
+                {"series": f'{last}{{release="other",run_id="c9"}}', "values": "0x40"},
             ],
             "alert_rule_test": [
                 {"eval_time": "20h", "alertname": "AionIngestNoRecentSuccess", "exp_alerts": []},

@@ -37,7 +37,9 @@ def samples(*collectors: object) -> dict[tuple[str, frozenset[tuple[str, str]]],
     return out
 
 
-def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+def value(
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
     return found[(name, frozenset(labels.items()))]
 
 
@@ -79,7 +81,9 @@ def test_worker_collector_reads_the_accounting_every_combination_preset() -> Non
     assert value(found, "aion_ingest_objects_total", **base, outcome="uploaded", route="batch") == 1
     assert value(found, "aion_ingest_objects_total", **base, outcome="failed", route="stream") == 1
     assert (
-        value(found, "aion_ingest_objects_total", **base, outcome="skipped_unsupported", route="none")
+        value(
+            found, "aion_ingest_objects_total", **base, outcome="skipped_unsupported", route="none"
+        )
         == 1
     )
     assert value(found, "aion_ingest_bytes_total", **base, outcome="failed", route="stream") == 200
@@ -111,11 +115,15 @@ def test_last_progress_is_the_wall_time_of_the_last_outcome() -> None:
     clock = FakeClock()
     acct = Accounting(2, 0, clock=clock)
     collector = WorkerCollector(acct, run_id="r", shard=0, version="v")
-    first = value(samples(collector), "aion_ingest_last_progress_timestamp_seconds", run_id="r", shard="0")
+    first = value(
+        samples(collector), "aion_ingest_last_progress_timestamp_seconds", run_id="r", shard="0"
+    )
     clock.now += 100
     acct.record(0, Item("a.jpg", 1), Outcome.UPLOADED)
     clock.now += 50  # no outcome meanwhile: the timestamp does not move
-    later = value(samples(collector), "aion_ingest_last_progress_timestamp_seconds", run_id="r", shard="0")
+    later = value(
+        samples(collector), "aion_ingest_last_progress_timestamp_seconds", run_id="r", shard="0"
+    )
     assert later - first == pytest.approx(100)
 
 
@@ -129,10 +137,14 @@ def test_a_failing_collector_logs_once_and_the_scrape_still_answers(
     with caplog.at_level(logging.WARNING):
         first = samples(collector)
         samples(collector)
-    assert ("aion_ingest_shard_objects_planned", frozenset({("run_id", "r"), ("shard", "0")})) not in first
-    assert ("aion_ingest_objects_total", frozenset(
-        {("run_id", "r"), ("shard", "0"), ("outcome", "uploaded"), ("route", "batch")}
-    )) in first
+    assert (
+        "aion_ingest_shard_objects_planned",
+        frozenset({("run_id", "r"), ("shard", "0")}),
+    ) not in first
+    assert (
+        "aion_ingest_objects_total",
+        frozenset({("run_id", "r"), ("shard", "0"), ("outcome", "uploaded"), ("route", "batch")}),
+    ) in first
     assert sum("metrics collection failed" in r.message for r in caplog.records) == 1
 
 

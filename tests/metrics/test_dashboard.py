@@ -48,7 +48,9 @@ def test_dashboard_has_the_panels_and_variables_users_look_for() -> None:
 
 
 def test_every_expression_parses_and_names_only_exported_or_recorded_metrics(helm: Helm) -> None:
-    values = merge(BASE, {"metrics": {"enabled": True}, "mode": "cron", "cron": {"schedule": "0 2 * * *"}})
+    values = merge(
+        BASE, {"metrics": {"enabled": True}, "mode": "cron", "cron": {"schedule": "0 2 * * *"}}
+    )
     proc = helm.run("template", "nightly", str(CHART), values=values)
     assert proc.returncode == 0, proc.stderr
     groups = rule_groups(proc)

@@ -24,7 +24,13 @@ def pushed(gw: Pushgateway) -> dict[tuple[str, frozenset[tuple[str, str]]], floa
 
 def labels(run_id: str, **extra: str) -> frozenset[tuple[str, str]]:
     return frozenset(
-        {"job": "aion-ingest", "release": "nightly", "instance": "", "run_id": run_id, **extra}.items()
+        {
+            "job": "aion-ingest",
+            "release": "nightly",
+            "instance": "",
+            "run_id": run_id,
+            **extra,
+        }.items()
     )
 
 

@@ -128,9 +128,17 @@ async def test_prometheus_scrapes_a_real_run_and_agrees_with_the_report(
         try:
             workers = [
                 _run(
-                    "work", "--run-id", RUN, "--state", f"file://{state}",
-                    "--index", str(i), "--metrics-port", str(port), env=env,
-                )  # fmt: skip
+                    "work",
+                    "--run-id",
+                    RUN,
+                    "--state",
+                    f"file://{state}",
+                    "--index",
+                    str(i),
+                    "--metrics-port",
+                    str(port),
+                    env=env,
+                )
                 for i, port in enumerate(ports)
             ]
             ended: list[float] = []
@@ -187,7 +195,9 @@ def _check(
     }
     assert by_outcome == {k: v for k, v in report["by_outcome"].items()}
     assert by_outcome["failed"] >= 2 and by_outcome["uploaded"] > 100
-    gone = prom.query('sum(last_over_time(aion_ingest_object_failures_total{reason="source_missing"}[10m]))')
+    gone = prom.query(
+        'sum(last_over_time(aion_ingest_object_failures_total{reason="source_missing"}[10m]))'
+    )
     assert _value(gone) == 2
     causes = {
         r["metric"]["cause"]
