@@ -25,8 +25,8 @@ dashboard: $(STAMP)
 	$(PY) scripts/dashboard.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ingest tests bench
-	$(VENV)/bin/ruff format --check ingest tests bench
+	$(VENV)/bin/ruff check ingest tests bench scripts
+	$(VENV)/bin/ruff format --check ingest tests bench scripts
 	$(VENV)/bin/mypy
 
 clean:
