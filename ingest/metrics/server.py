@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -28,11 +28,15 @@ _READ_TIMEOUT = 10.0
 
 @contextlib.asynccontextmanager
 async def serve_metrics(
-    settings: MetricsSettings, *collectors: Collector, port: int | None = None
+    settings: MetricsSettings,
+    *collectors: Collector,
+    port: int | None = None,
+    before_scrape: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[MetricsServer | None]:
     """Serve ``collectors`` on ``/metrics`` inside the block, when a port is set.
 
     ``port`` overrides ``settings.port``; with neither, nothing is served (yields None).
+    ``before_scrape`` is awaited before each answer (e.g. ``WorkerRelay.refresh``).
     """
     port = settings.port if port is None else port
     if port is None:
@@ -41,15 +45,22 @@ async def serve_metrics(
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector)
-    async with MetricsServer(registry, settings.address, port) as server:
+    async with MetricsServer(registry, settings.address, port, before_scrape) as server:
         yield server
 
 
 class MetricsServer:
     """``async with MetricsServer(registry, host, port) as server``; ``server.port`` is bound."""
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        before_scrape: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.registry = registry
+        self.before_scrape = before_scrape
         self.host = host
         self.requested_port = port
         self.port: int | None = None
@@ -90,6 +101,8 @@ class MetricsServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
+            if self.before_scrape is not None:
+                await self.before_scrape()
             writer.write(self._answer(head[:_MAX_HEADER]))
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
