@@ -266,3 +266,31 @@ def test_promtool_checks_the_rules_and_every_alert_fires_and_stays_quiet(
         if case["exp_alerts"]
     }
     assert fired == alerts
+
+
+def test_metrics_on_sets_the_port_and_settings_that_workers_inherit(helm: Helm) -> None:
+    from ingest.launch.jobspec import CoordinatorPodInfo, build_worker_job
+    from ingest.settings import KubernetesSettings
+    from tests.chart.test_worker_job import coordinator_pod
+
+    values = merge(BASE, merge(METRICS, {"metrics": {"port": 9555}}))
+    docs = helm.template(values)
+    (config,) = [
+        c for c in by_kind(docs)["ConfigMap"] if not c["metadata"]["name"].endswith("-dashboard")
+    ]
+    data = config["data"]
+    assert data["INGEST_METRICS__PORT"] == "9555"
+    assert data["INGEST_METRICS__ADDRESS"] == "0.0.0.0"
+    assert data["INGEST_METRICS__RELEASE"] == "nightly"
+    assert data["INGEST_METRICS__PUSHGATEWAY_URL"] == "http://pushgateway.monitoring:9091"
+    pod = coordinator_pod(docs)
+    (port,) = pod["spec"]["containers"][0]["ports"]
+    assert port == {"name": "metrics", "containerPort": 9555, "protocol": "TCP"}
+    info = CoordinatorPodInfo.from_pod(pod)
+    job = build_worker_job(info, KubernetesSettings(), run_id="r1", state_uri="s3://b/p", shards=2)
+    (worker,) = job["spec"]["template"]["spec"]["containers"]
+    assert worker["ports"] == [port]
+    # off: no port, no metrics settings
+    docs = helm.template(BASE)
+    assert "ports" not in coordinator_pod(docs)["spec"]["containers"][0]
+    assert not any(k.startswith("INGEST_METRICS__") for k in by_kind(docs)["ConfigMap"][0]["data"])

@@ -107,6 +107,7 @@ spec:
       image: {{ include "aion-ingest.image" . | quote }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args: ["coordinate", {{ .Values.run.source | quote }}{{ with .Values.run.id }}, "--run-id", {{ . | quote }}{{ end }}]
+      {{- include "aion-ingest.metricsPort" . | nindent 6 }}
       envFrom:
         - configMapRef:
             name: {{ include "aion-ingest.fullname" . }}

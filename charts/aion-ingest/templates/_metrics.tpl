@@ -1,7 +1,7 @@
 {{/*
-The metrics settings as INGEST_METRICS__* entries, for the run's ConfigMap (workers inherit
-it): include "aion-ingest.metricsEnv" . in configmap.yaml's data. The pod template must also
-declare the container port named "metrics" (see "aion-ingest.metricsPort").
+The metrics settings as INGEST_METRICS__* entries of the run's ConfigMap (workers inherit
+it), and the container port named "metrics" of the coordinator's pod (the worker Job copies
+it: ingest/launch/jobspec.py). The PodMonitor scrapes that port on both.
 */}}
 {{- define "aion-ingest.metricsEnv" -}}
 {{- if .Values.metrics.enabled }}
