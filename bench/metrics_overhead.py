@@ -12,8 +12,14 @@ in each mode, alternating off/on so load drifts hit both alike:
 Objects/s are over the pipeline window (from the worker's "N items" line to its exit);
 CPU is the worker's over the same window. Target: the median on is within 3% of off.
 
+``--scrape-cost`` measures instead, in this process, what one scrape of a busy worker costs
+(the collector plus the text format, a worker with every outcome, route, reason, 8
+endpoints x 3 codes of latency and retries): CPU ms per scrape, which over a scrape
+interval is the share of a core that metrics take, whatever the machine's load.
+
     .venv/bin/python bench/metrics_overhead.py                     # 3,000 x 16 KiB, 5 pairs
-    .venv/bin/python bench/metrics_overhead.py --objects 5000 --repeat 7
+    .venv/bin/python bench/metrics_overhead.py --objects 1000 --repeat 3
+    .venv/bin/python bench/metrics_overhead.py --scrape-cost
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import threading
+import time
 import urllib.request
 import uuid
 
@@ -79,6 +86,66 @@ def _spread(values: list[float], fmt: str) -> str:
     return "/".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
 
 
+def scrape_cost(repeat: int = 2000) -> None:
+    """CPU ms of one scrape of a busy worker's collector, min/median/max of 5 batches."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ingest.items import Item, Outcome
+    from ingest.metrics import names
+    from ingest.metrics.requests import RequestStats
+    from ingest.metrics.worker import WorkerCollector
+    from ingest.worker.accounting import Accounting
+    from ingest.worker.pacing import Limiter
+
+    acct = Accounting(100_000, 10**9)
+    for i, (outcome, route) in enumerate(
+        (o, r) for o in Outcome for r in names.ROUTES for _ in range(50)
+    ):
+        t = acct.open(i, Item(f"k{i}.jpg", 1000))
+        t.route = route
+        t.finish(outcome, reason="x", http_status=413 if i % 2 else None)
+        acct.close(t)
+    for i in range(16):
+        acct.open(10**6 + i, Item("f.jpg", 10))
+    stats = RequestStats()
+    endpoints = [
+        "/user-files/upload/stream-batch",
+        "/uploads/sessions/{id}/results",
+        "s3:GetObject",
+    ]
+    endpoints += ["/uploads/check-duplicates", "/user-files/upload/stream", "presigned:PUT"]
+    endpoints += ["/uploads/request-presigned-url", "/uploads/confirm"]
+    for ep in endpoints:
+        for code in ("200", "429", "503"):
+            for k in range(100):
+                stats.request_done(ep, code, k / 100)
+            stats.retrying(ep, "429")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        WorkerCollector(
+            acct, run_id="r", shard=3, version="v", requests=stats, pace=Limiter(10.0),
+            queues=lambda: {"dedup": 1, "batcher": 2, "singles": 3},
+        )
+    )  # fmt: skip
+    text = generate_latest(registry)
+    series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
+    per: list[float] = []
+    for _ in range(5):
+        t0 = time.process_time()
+        for _ in range(repeat // 5):
+            generate_latest(registry)
+        per.append(1000 * (time.process_time() - t0) / (repeat // 5))
+    print(
+        f"one scrape of a busy worker: {series} series, {len(text)} bytes, "
+        f"{_spread(per, '.3f')} ms CPU (min/median/max of 5 x {repeat // 5})"
+    )
+    median = statistics.median(per)
+    for interval in (1, 15, 30):
+        print(
+            f"  at one scrape per {interval:>2} s: {100 * median / 1000 / interval:.3f}% of a core"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=3000)
@@ -87,7 +154,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="off/on pairs")
     parser.add_argument("--scrape-seconds", type=float, default=1.0)
     parser.add_argument("--bucket", default="bench-metrics")
+    parser.add_argument("--scrape-cost", action="store_true", help="in-process scrape cost")
     args = parser.parse_args()
+    if args.scrape_cost:
+        scrape_cost()
+        return 0
 
     with h.moto() as (s3, s3_pid):
         pinning = h.pin_apart(s3_pid, "moto")
