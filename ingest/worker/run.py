@@ -108,7 +108,7 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             open_source(plan.source, settings) as source,
             AionClient(settings.api, pacer=limiter.request, observer=requests) as client,
         ):
-            uploader = Uploader(client, source, settings, accounting, limiter)
+            uploader = Uploader(client, source, settings, accounting, limiter, observer=requests)
             uploader.source_endpoint = "file:read" if isinstance(source, LocalSource) else S3_GET
             pipeline = ShardPipeline(
                 enumerate(items), checkpoint, uploader, settings, namespace=run_id

@@ -26,6 +26,7 @@ from ingest.api.models import (
     StreamBatchUploadResponse,
     UploadSessionResultItem,
 )
+from ingest.api.observe import RequestObserver
 from ingest.errors import ItemRejected, SourceItemError
 from ingest.items import Outcome
 from ingest.settings import Settings
@@ -59,6 +60,7 @@ class Uploader:
     settings: Settings
     accounting: Accounting
     limiter: Limiter
+    observer: RequestObserver | None = None  # metrics: hears how long source reads take
     source_endpoint: str = "source:read"  # how source reads are named to the observer
 
     def spec(self, p: Pending, transfer: Transfer) -> FileSpec:
@@ -72,8 +74,8 @@ class Uploader:
         return FileSpec(p.fields.filename, p.item.size, p.fields.content_type, opener)
 
     async def _open(self, p: Pending) -> ByteStream:
-        """Open the item at the source; the client's observer hears how long it took."""
-        observer = self.client.observer
+        """Open the item at the source; the observer hears how long it took."""
+        observer = self.observer
         if observer is None:
             return await self.source.open(p.item)
         started = time.monotonic()
