@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo venv clean
+.PHONY: test lint demo venv clean dashboard
 
 venv: $(STAMP)
 
@@ -20,9 +20,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m ingest.demo $(DEMO_ARGS)
 
+# The Grafana dashboard as code -> charts/aion-ingest/dashboards/aion-ingest.json
+dashboard: $(STAMP)
+	$(PY) scripts/dashboard.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ingest tests bench
-	$(VENV)/bin/ruff format --check ingest tests bench
+	$(VENV)/bin/ruff check ingest tests bench scripts
+	$(VENV)/bin/ruff format --check ingest tests bench scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

@@ -73,6 +73,12 @@ def _add_work_parser(sub: Any) -> None:
     p.add_argument(
         "--index", type=int, help="shard index; default: JOB_COMPLETION_INDEX from the Job"
     )
+    p.add_argument(
+        "--metrics-port",
+        dest="metrics.port",
+        type=int,
+        help="serve Prometheus /metrics on this port while working (0: any free port)",
+    )
     p.set_defaults(func=_cmd_work)
 
 

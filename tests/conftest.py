@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.s3",
     "tests.fixtures.sandbox",
+    "tests.fixtures.prometheus",
 ]
