@@ -150,7 +150,9 @@ def _cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.commands.status import status_command
 
-    return asyncio.run(status_command(args.run_id, settings, as_json=args.json))
+    return asyncio.run(
+        status_command(args.run_id, settings, as_json=args.json, sample_seconds=args.sample_seconds)
+    )
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -174,6 +176,15 @@ def _add_coordinate_parser(sub: Any) -> None:
     p.set_defaults(func=_cmd_coordinate)
 
 
+def _add_metrics_port(p: Any) -> None:
+    p.add_argument(
+        "--metrics-port",
+        dest="metrics.port",
+        type=int,
+        help="serve Prometheus /metrics of the whole run (run and workers) on this port",
+    )
+
+
 def _add_local_run_parsers(sub: Any) -> None:
     state_help = "state store URI (default: a folder under the user's data directory)"
     p = sub.add_parser("run", help="plan, upload with local worker processes, report")
@@ -187,18 +198,26 @@ def _add_local_run_parsers(sub: Any) -> None:
     p.add_argument(
         "--retry-failed", metavar="RUN_ID", help="plan a new run from RUN_ID's failed items"
     )
+    _add_metrics_port(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("resume", help="relaunch the shards of a run that are not complete")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--state", help=state_help)
     p.add_argument("-p", "--parallelism", type=int, default=2, help="worker processes at once")
+    _add_metrics_port(p)
     p.set_defaults(func=_cmd_resume)
 
     p = sub.add_parser("status", help="per-shard progress of a run, from the state store")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--state", help=state_help)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--sample-seconds",
+        type=float,
+        default=5.0,
+        help="while shards run: seconds between two samples for the rate and ETA (0: none)",
+    )
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("report", help="merge a run's results into report.json and report.csv")

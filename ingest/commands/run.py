@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest.errors import ConfigError
+from ingest.metrics.relay import WorkerRelay
 from ingest.orchestration.flow import orchestrate
 from ingest.orchestration.local import LocalProcesses, default_state_uri
+from ingest.orchestration.metrics import RunMetrics
 from ingest.orchestration.progress import ProgressView
 from ingest.orchestration.steps import Planner, StoreSteps, listed
 from ingest.planning.planner import PlanOutcome, plan_source
@@ -58,22 +60,32 @@ async def _run_locally(
     env_overrides: Mapping[str, str],
 ) -> int:
     view = ProgressView()
+    # --metrics-port: the run's series and, relayed, every worker's, on that one port.
+    relay = WorkerRelay() if settings.metrics.port is not None else None
+    metrics = RunMetrics(settings.metrics, relay=relay)
     launcher = LocalProcesses(
         store.uri,
         parallelism=parallelism,
         job=settings.kubernetes,
         env_overrides=env_overrides,
         say=say,
+        relay=relay,
     )
     steps = StoreSteps(store, planner, on_plan=_show_plan)
-    return await orchestrate(
-        launcher,
-        steps,
-        run_id=run_id,
-        say=say,
-        view=view,
-        progress_seconds=1.0 if view.tty else _LOCAL_PROGRESS_SECONDS,
-    )
+    async with metrics.serving():
+        code = await orchestrate(
+            launcher,
+            steps,
+            run_id=run_id,
+            say=say,
+            view=view,
+            progress_seconds=1.0 if view.tty else _LOCAL_PROGRESS_SECONDS,
+            metrics=metrics,
+        )
+    if steps.last_report is not None:
+        metrics.by_outcome = steps.last_report.by_outcome
+    await metrics.push(code)
+    return code
 
 
 async def run_command(

@@ -8,7 +8,7 @@ from ingest.items import Item
 from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.orchestration.progress import RunProgress, RunTracker
 from ingest.planning.planner import PlanOutcome
-from ingest.report import build_report, shard_statuses
+from ingest.report import Report, build_report, shard_statuses
 from ingest.state.base import StateStore
 from ingest.state.records import RunPlan, read_plan
 
@@ -34,6 +34,7 @@ class StoreSteps:
         self.planner = planner
         self.on_plan = on_plan
         self._trackers: dict[str, RunTracker] = {}
+        self.last_report: Report | None = None  # the run's metrics push its counts
 
     async def plan(self, run_id: str | None) -> RunPlan:
         if self.planner is None:
@@ -69,6 +70,7 @@ class StoreSteps:
                 verdict=verdict.kind.value,
                 failed_indexes=sorted(verdict.failed),
             )
+        self.last_report = merged
         return merged.summary().splitlines()
 
 
