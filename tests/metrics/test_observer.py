@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from ingest.api.client import AionClient
 from ingest.api.retry import RetryPolicy
-from ingest.errors import IngestError, RetryableError
+from ingest.errors import ConfigError, IngestError, RetryableError
 from ingest.metrics.requests import RequestStats
 from ingest.settings import ApiSettings
 
@@ -60,8 +60,19 @@ async def test_a_refused_connection_is_an_error_code_and_a_connection_retry() ->
         api_key = "aion_test_key_123"
         base_url = f"http://127.0.0.1:{free_port()}/api/v2"
 
+    # Before the API has answered anything, a refusal is a configuration error (nothing
+    # listens at the base URL): no retry, and the attempt is observed as an error.
     stats = RequestStats()
     async with client(Nowhere(), stats, attempts=2) as api:
+        with pytest.raises(ConfigError):
+            await api.quota_check(1)
+    assert stats.latency[("/uploads/quota-check", "error")].count == 1
+    assert stats.retries == {}
+
+    # Once it has answered, a refusal is a transient fault: retried, counted by cause.
+    stats = RequestStats()
+    async with client(Nowhere(), stats, attempts=2) as api:
+        api._answered = True
         with pytest.raises(RetryableError):
             await api.quota_check(1)
     assert stats.latency[("/uploads/quota-check", "error")].count == 2
