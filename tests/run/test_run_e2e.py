@@ -151,7 +151,7 @@ def test_failed_items_can_be_retried_as_a_new_run(tmp_path: Path, sandbox: Any) 
     retry = start([*args, "r-retry"], env)
     _, err = retry.communicate(timeout=120)
     assert retry.returncode == 0, err[-3000:]
-    assert "leaving out 1 failures a retry cannot fix (unsupported_type 1); --all" in err
+    assert "leaving out 1 failures a retry cannot fix (rejected_in_batch 1); --all" in err
     assert "nothing to retry" in err
     assert not (state / "runs" / "r-retry").exists()
 
