@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo venv clean image image-test tools
+.PHONY: test lint demo venv clean image image-test tools dashboard
 
 venv: $(STAMP)
 
@@ -20,9 +20,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m ingest.demo $(DEMO_ARGS)
 
+# The Grafana dashboard as code -> charts/aion-ingest/dashboards/aion-ingest.json
+dashboard: $(STAMP)
+	$(PY) scripts/dashboard.py
+
 lint: $(STAMP) tools
-	$(VENV)/bin/ruff check ingest tests bench
-	$(VENV)/bin/ruff format --check ingest tests bench
+	$(VENV)/bin/ruff check ingest tests bench scripts
+	$(VENV)/bin/ruff format --check ingest tests bench scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	.tools/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

@@ -90,6 +90,12 @@ def _add_work_parser(sub: Any) -> None:
     p.add_argument(
         "--index", type=int, help="shard index; default: JOB_COMPLETION_INDEX from the Job"
     )
+    p.add_argument(
+        "--metrics-port",
+        dest="metrics.port",
+        type=int,
+        help="serve Prometheus /metrics on this port while working (0: any free port)",
+    )
     p.set_defaults(func=_cmd_work)
 
 
@@ -183,7 +189,9 @@ def _cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.commands.status import status_command
 
-    return asyncio.run(status_command(args.run_id, settings, as_json=args.json))
+    return asyncio.run(
+        status_command(args.run_id, settings, as_json=args.json, sample_seconds=args.sample_seconds)
+    )
 
 
 def _cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,6 +221,15 @@ def _add_coordinate_parser(sub: Any) -> None:
     p.set_defaults(func=_cmd_coordinate)
 
 
+def _add_metrics_port(p: Any) -> None:
+    p.add_argument(
+        "--metrics-port",
+        dest="metrics.port",
+        type=int,
+        help="serve Prometheus /metrics of the whole run (run and workers) on this port",
+    )
+
+
 def _add_local_run_parsers(sub: Any) -> None:
     state_help = "state store URI (default: a folder under the user's data directory)"
     p = sub.add_parser("run", help="plan, upload with local worker processes, report")
@@ -238,6 +255,7 @@ def _add_local_run_parsers(sub: Any) -> None:
         help="with --retry-failed: retry every failure, those no retry can fix included",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    _add_metrics_port(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("resume", help="relaunch the shards of a run that are not complete")
@@ -247,12 +265,19 @@ def _add_local_run_parsers(sub: Any) -> None:
         "-p", "--parallelism", type=_positive, default=2, help="worker processes at once"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    _add_metrics_port(p)
     p.set_defaults(func=_cmd_resume)
 
     p = sub.add_parser("status", help="per-shard progress of a run, from the state store")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--state", help=state_help)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--sample-seconds",
+        type=float,
+        default=5.0,
+        help="while shards run: seconds between two samples for the rate and ETA (0: none)",
+    )
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("runs", help="the runs in the state store, newest first, with status")

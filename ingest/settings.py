@@ -356,6 +356,36 @@ class KubernetesSettings(_Group):
     )
 
 
+class MetricsSettings(_Group):
+    """Prometheus: the /metrics endpoint and the end-of-run Pushgateway push."""
+
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve /metrics on this port while working (0: any free port; unset: off).",
+    )
+    address: str = Field(
+        "127.0.0.1",
+        description="Address /metrics listens on; 0.0.0.0 in a pod (the chart sets it).",
+    )
+    linger_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Keep serving /metrics this long after the shard ends, so Prometheus "
+        "scrapes its final figures (about two scrape intervals; not after SIGTERM).",
+    )
+    pushgateway_url: str | None = Field(
+        None,
+        description="Pushgateway URL (http://host:9091): the run's final figures go there.",
+    )
+    job: str = Field("aion-ingest", description="Pushgateway grouping: the job label.")
+    release: str = Field(
+        "local", description="Pushgateway grouping: the release label (the Helm release)."
+    )
+    push_timeout: float = Field(10.0, gt=0, description="Seconds a Pushgateway push may take.")
+
+
 class LogSettings(_Group):
     """Logging."""
 
@@ -392,6 +422,9 @@ class Settings(BaseSettings):
     )
     kubernetes: KubernetesSettings = Field(
         default_factory=KubernetesSettings, description=KubernetesSettings.__doc__
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description=MetricsSettings.__doc__
     )
     log: LogSettings = Field(default_factory=LogSettings, description=LogSettings.__doc__)
 

@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.s3",
     "tests.fixtures.sandbox",
+    "tests.fixtures.prometheus",
 ]
 
 # Tests assert behaviour, never speed (speed is bench/'s): on a loaded, shared machine a

@@ -34,6 +34,7 @@ from ingest.api.errors import (
 from ingest.api.files import FileBody
 from ingest.api.models import ApiModel
 from ingest.api.multipart import MultipartBody
+from ingest.api.observe import PRESIGNED_PUT, RequestObserver, path_template, retry_cause
 from ingest.api.retry import RetryPolicy
 from ingest.api.transport import (
     build_http_client,
@@ -66,7 +67,8 @@ class ApiEdge:
     """Connection pool, credentials, retries; the base of :class:`AionClient`.
 
     ``transport`` replaces the HTTP engine (tests); ``policy`` the retry policy (tests pass
-    one with a fake ``sleep``/``clock``); ``pacer`` wraps every API attempt.
+    one with a fake ``sleep``/``clock``); ``pacer`` wraps every API attempt; ``observer``
+    hears of every round trip and retry (metrics).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class ApiEdge:
         transport: httpx.AsyncBaseTransport | None = None,
         policy: RetryPolicy | None = None,
         pacer: Pacer | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         if settings.key is None or not settings.key.get_secret_value():
             raise ConfigError(
@@ -87,6 +90,7 @@ class ApiEdge:
         self._answered = False  # any answer at all from the API yet (refusals fail fast)
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.pacer = pacer
+        self.observer = observer
         self._http = build_http_client(settings, transport=transport)
         self.request_deadline = settings.request_deadline
 
@@ -122,6 +126,7 @@ class ApiEdge:
     ) -> M:
         """Call ``path`` with retries and return its answer as ``model``."""
         url = self.base_url + path
+        endpoint = path_template(path)
 
         async def attempt(n: int) -> M:
             request_id = uuid.uuid4().hex
@@ -142,6 +147,7 @@ class ApiEdge:
                     method,
                     url,
                     redact_url(url),
+                    endpoint,
                     request_id,
                     headers=headers,
                     params=params,
@@ -161,7 +167,9 @@ class ApiEdge:
             result._attempts = n
             return result
 
-        return await self.policy.run(attempt, what=f"{method} {path}")
+        return await self.policy.run(
+            attempt, what=f"{method} {path}", on_retry=self._retry_hook(endpoint)
+        )
 
     def _paced(self, nbytes: int) -> contextlib.AbstractAsyncContextManager[object]:
         return self.pacer(nbytes) if self.pacer is not None else contextlib.nullcontext()
@@ -179,19 +187,28 @@ class ApiEdge:
             sent = dict(headers)
             sent["Content-Length"] = str(body.content_length)
             response = await self._exchange(
-                method, url, shown, request_id, headers=sent, content=body, body=body
+                method, url, shown, PRESIGNED_PUT, request_id, headers=sent, content=body, body=body
             )
             if response.status_code >= 400:
                 raise _storage_error(response, shown, request_id)
             return response.status_code
 
-        return await self.policy.run(attempt, what=f"{method} {shown}")
+        return await self.policy.run(
+            attempt, what=f"{method} {shown}", on_retry=self._retry_hook(PRESIGNED_PUT)
+        )
+
+    def _retry_hook(self, endpoint: str) -> Callable[[RetryableError], None] | None:
+        observer = self.observer
+        if observer is None:
+            return None
+        return lambda error: observer.retrying(endpoint, retry_cause(error))
 
     async def _exchange(
         self,
         method: str,
         url: str,
         shown: str,
+        endpoint: str,
         request_id: str,
         *,
         headers: dict[str, str],
@@ -201,15 +218,18 @@ class ApiEdge:
     ) -> httpx.Response:
         """One HTTP round trip; network failures become :class:`RetryableError`.
 
-        ``shown`` is how the target appears in messages (a path, or a redacted URL).
+        ``shown`` is how the target appears in messages (a path, or a redacted URL),
+        ``endpoint`` its template for the observer.
         """
         started = time.monotonic()
         deadline = asyncio.timeout(self.request_deadline)
+        code = "error"  # the observer's label when no answer came
         try:
             async with deadline:
                 response = await self._http.request(
                     method, url, params=params, content=content, headers=headers
                 )
+            code = str(response.status_code)
         except TimeoutError as exc:
             if body is not None and body.error is not None:
                 raise body.error from None
@@ -236,6 +256,9 @@ class ApiEdge:
             if body is not None and body.error is not None:
                 raise body.error from None
             raise
+        finally:
+            if self.observer is not None:
+                self.observer.request_done(endpoint, code, time.monotonic() - started)
         self._answered = True
         log.debug(
             "%s %s -> %d in %.0f ms",

@@ -83,10 +83,17 @@ class RetryPolicy:
             return min(max(0.0, error.retry_after), self.max_retry_after)
         return self.backoff(attempt)
 
-    async def run(self, call: Callable[[int], Awaitable[T]], *, what: str) -> T:
+    async def run(
+        self,
+        call: Callable[[int], Awaitable[T]],
+        *,
+        what: str,
+        on_retry: Callable[[RetryableError], None] | None = None,
+    ) -> T:
         """``call(attempt)`` until it succeeds, raises a non-retryable error, or limits hit.
 
-        The error finally raised carries ``attempts`` (see ``api.errors.attempts_of``).
+        The error finally raised carries ``attempts`` (see ``api.errors.attempts_of``);
+        ``on_retry`` hears of each error that is retried (metrics).
         """
         attempt = 1
         while True:
@@ -103,6 +110,8 @@ class RetryPolicy:
                 wait = self.delay(attempt, exc)
                 self.budget_left -= 1
                 self.retries += 1
+                if on_retry is not None:
+                    on_retry(exc)
                 log.info(
                     "retrying %s in %.2fs (attempt %d of %d): %s",
                     what,

@@ -100,6 +100,7 @@ def describe_transport_error(exc: BaseException) -> str:
         httpx.RemoteProtocolError: "the connection was dropped",
         httpx.ReadError: "the connection broke while reading",
         httpx.WriteError: "the connection broke while sending",
+        TimeoutError: "timed out waiting for the answer",  # aiohttp's own timeouts
     }
     for cls, text in kind.items():
         if isinstance(exc, cls):

@@ -7,6 +7,7 @@ import logging
 
 from ingest.orchestration.flow import orchestrate, require_state
 from ingest.orchestration.kubernetes import KubernetesJob, Observer
+from ingest.orchestration.metrics import RunMetrics
 from ingest.orchestration.progress import ProgressView
 from ingest.orchestration.steps import StoreSteps
 from ingest.planning.planner import PlanOutcome, plan_source
@@ -42,11 +43,19 @@ async def coordinate_command(
         async def planner(rid: str | None) -> PlanOutcome:
             return await plan_source(source_uri, settings, store, run_id=rid)
 
-        return await orchestrate(
-            KubernetesJob(launcher, state_uri, observer=observer),
-            StoreSteps(store, planner, on_plan=_log_plan),
-            run_id=run_id,
-            say=_say,
-            view=ProgressView(tty=False),  # a pod's log, even when run from a terminal
-            progress_seconds=settings.kubernetes.progress_seconds,
-        )
+        steps = StoreSteps(store, planner, on_plan=_log_plan)
+        metrics = RunMetrics(settings.metrics)  # the chart sets INGEST_METRICS__PORT
+        async with metrics.serving():
+            code = await orchestrate(
+                KubernetesJob(launcher, state_uri, observer=observer),
+                steps,
+                run_id=run_id,
+                say=_say,
+                view=ProgressView(tty=False),  # a pod's log, even when run from a terminal
+                progress_seconds=settings.kubernetes.progress_seconds,
+                metrics=metrics,
+            )
+        if steps.last_report is not None:
+            metrics.by_outcome = steps.last_report.by_outcome
+        await metrics.push(code)
+        return code

@@ -19,8 +19,10 @@ from ingest.commands.pacing import describe as describe_pacing
 from ingest.errors import ConfigError
 from ingest.items import FINAL_REASON_CODES, Item
 from ingest.logs import redact
+from ingest.metrics.relay import WorkerRelay
 from ingest.orchestration.flow import orchestrate
 from ingest.orchestration.local import LocalProcesses, default_state_uri
+from ingest.orchestration.metrics import RunMetrics
 from ingest.orchestration.progress import ProgressView
 from ingest.orchestration.steps import Planner, StoreSteps, listed
 from ingest.planning.planner import PlanOutcome, plan_source
@@ -104,12 +106,16 @@ async def _run_locally(
 ) -> int:
     view = ProgressView()
     planned: list[str] = [run_id] if run_id else []
+    # --metrics-port: the run's series and, relayed, every worker's, on that one port.
+    relay = WorkerRelay() if settings.metrics.port is not None else None
+    metrics = RunMetrics(settings.metrics, relay=relay)
     launcher = LocalProcesses(
         store.uri,
         parallelism=parallelism,
         job=settings.kubernetes,
         env_overrides=env_overrides,
         say=say,
+        relay=relay,
     )
 
     def on_plan(outcome: PlanOutcome) -> None:
@@ -123,15 +129,20 @@ async def _run_locally(
     if planner is None:  # resume: the plan is read back; the settings alone tell the pacing
         say(describe_pacing(settings, settings.api.tier, "from the settings"))
     steps = StoreSteps(store, planner, on_plan=on_plan)
-    code = await orchestrate(
-        launcher,
-        steps,
-        run_id=run_id,
-        say=say,
-        view=view,
-        progress_seconds=1.0 if view.tty else _LOCAL_PROGRESS_SECONDS,
-        show=say if as_json else result,
-    )
+    async with metrics.serving():
+        code = await orchestrate(
+            launcher,
+            steps,
+            run_id=run_id,
+            say=say,
+            view=view,
+            progress_seconds=1.0 if view.tty else _LOCAL_PROGRESS_SECONDS,
+            show=say if as_json else result,
+            metrics=metrics,
+        )
+    if steps.last_report is not None:
+        metrics.by_outcome = steps.last_report.by_outcome
+    await metrics.push(code)
     if as_json:
         await _print_json_result(store, planned[-1] if planned else None, code)
     return code

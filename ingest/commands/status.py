@@ -4,24 +4,38 @@ read the store, while the run goes on or after it ended."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
 from ingest.logs import redact
 from ingest.orchestration.local import default_state_uri
-from ingest.report import build_report, shard_statuses
+from ingest.orchestration.progress import RunProgress, RunTracker
+from ingest.report import build_report
 from ingest.settings import Settings
 from ingest.state import open_state
 from ingest.state.base import RunLayout
 from ingest.state.records import read_plan
 
 
-async def status_command(run_id: str, settings: Settings, *, as_json: bool) -> int:
-    """``aion-ingest status RUN_ID``: per-shard progress from the state store alone."""
+async def status_command(
+    run_id: str, settings: Settings, *, as_json: bool, sample_seconds: float = 5.0
+) -> int:
+    """``aion-ingest status RUN_ID``: per-shard progress from the state store alone.
+
+    While shards are in progress, two samples ``sample_seconds`` apart give the rate and
+    ETA, computed by the same :class:`RunTracker` as the run's progress lines and metrics.
+    """
     state_uri = settings.state or default_state_uri()
+    progress: RunProgress | None = None
     async with open_state(state_uri, settings) as store:
         plan = await read_plan(store, run_id)
-        statuses = await shard_statuses(store, plan)
+        tracker = RunTracker(store, plan)
+        progress = await tracker.sample()
+        if sample_seconds > 0 and any(s.state == "in progress" for s in progress.shards):
+            await asyncio.sleep(sample_seconds)
+            progress = await tracker.sample()
+        statuses = progress.shards
         report = await store.get(RunLayout(run_id).report_json)
     done = sum(s.done for s in statuses)
     if as_json:
@@ -29,12 +43,15 @@ async def status_command(run_id: str, settings: Settings, *, as_json: bool) -> i
             "run_id": run_id,
             "items": plan.items,
             "done": done,
+            "objects_per_second": round(progress.objects_per_second, 3),
+            "eta_seconds": None if progress.eta_seconds is None else round(progress.eta_seconds),
             "shards": [dataclasses.asdict(s) | {"state": s.state} for s in statuses],
             "report": json.loads(report.data) if report else None,
         }
         print(json.dumps(doc, indent=1))
         return 0
     print(f"run {run_id} ({plan.source}): {done:,}/{plan.items:,} objects have an outcome")
+    print(progress.text())
     print(f"{'shard':>5}  {'done':>15}  {'%':>6}  {'state':<12} worker        updated")
     for s in statuses:
         pct = 100.0 * s.done / s.items if s.items else 100.0

@@ -166,6 +166,7 @@ class CoordinatorPodInfo:
     resources: Manifest | None = None
     security_context: Manifest | None = None
     volume_mounts: list[Manifest] = dataclasses.field(default_factory=list)
+    ports: list[Manifest] = dataclasses.field(default_factory=list)  # "metrics" only
     service_account: str | None = None
     pod_security_context: Manifest | None = None
     node_selector: dict[str, str] | None = None
@@ -222,6 +223,7 @@ class CoordinatorPodInfo:
             command=main.get("command"),
             env=_strip_webhook_env(main.get("env") or []),
             env_from=main.get("envFrom") or [],
+            ports=[p for p in main.get("ports") or [] if p.get("name") == "metrics"],
             resources=main.get("resources") or None,
             security_context=main.get("securityContext"),
             volume_mounts=[m for m in main.get("volumeMounts") or [] if m.get("name") in kept],
@@ -368,6 +370,7 @@ def build_worker_job(
         "resources": info.resources,
         "securityContext": info.security_context,
         "volumeMounts": info.volume_mounts,
+        "ports": info.ports,  # the PodMonitor scrapes the port named "metrics"
     }
     container.update({key: v for key, v in optional_container.items() if v})
     pod_spec: Manifest = {

@@ -26,7 +26,9 @@ from typing import Protocol
 
 from ingest.errors import ConfigError
 from ingest.launch.semantics import Verdict, format_indexes
+from ingest.orchestration.metrics import RunMetrics
 from ingest.orchestration.progress import ProgressView, RunProgress
+from ingest.settings import MetricsSettings
 from ingest.state.records import RunPlan
 
 log = logging.getLogger(__name__)
@@ -94,47 +96,56 @@ async def orchestrate(
     progress_seconds: float = 10.0,
     stop: asyncio.Event | None = None,
     show: Say | None = None,
+    metrics: RunMetrics | None = None,
 ) -> int:
     """Run one ingestion to its end; the process exit code (DESIGN.md's table).
 
     ``stop`` (default: set by SIGINT/SIGTERM) ends the watch early; ``view`` shows the
     progress every ``progress_seconds`` (a bar on a terminal, log lines elsewhere);
     ``show`` gets the run's result (the report's summary, failed indexes and their
-    causes), default ``say`` (``aion-ingest run`` sends it to stdout).
+    causes), default ``say`` (``aion-ingest run`` sends it to stdout); ``metrics`` hears
+    the phase, the plan and every sample (the run's ``/metrics``).
     """
     show = show or say
+    metrics = metrics or RunMetrics(MetricsSettings())
     run_id = await launcher.resolve_run_id(run_id)
     if run_id is not None and await launcher.attach(run_id):
         say(f"run {run_id}: its workers are running already; watching them")
     else:
         plan = await steps.plan(run_id)
         run_id = plan.run_id
+        metrics.planned(plan)
         if plan.items == 0:
             say(f"run {run_id}: nothing to upload")
+            metrics.phase = "reporting"
             for line in await steps.report(run_id, None):
                 show(line)
+            metrics.phase = "done"
             return 0
         complete = await steps.complete_shards(plan)
         if complete:
             say(f"run {run_id}: {len(complete)}/{plan.shards} shards complete already")
         await launcher.launch(plan, complete)
 
+    metrics.run_id = run_id
+    metrics.phase = "uploading"
     view = view or ProgressView()
     received: list[int] = []
     stop = stop or asyncio.Event()
     try:
         with _stop_on_signals(stop, received), _log_filter(view):
             ticker = asyncio.create_task(
-                _show_progress(run_id, steps, view, progress_seconds), name=f"progress:{run_id}"
+                _show_progress(run_id, steps, view, progress_seconds, metrics),
+                name=f"progress:{run_id}",
             )
             try:
-                await _sample(run_id, steps, view)  # the baseline: done before this start
+                await _sample(run_id, steps, view, metrics)  # the baseline: done before this start
                 verdict = await launcher.watch(stop)
             finally:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
-        await _sample(run_id, steps, view)
+        await _sample(run_id, steps, view, metrics)
     finally:
         view.end()  # an error's message must not land on the bar's line
     if verdict is None:
@@ -142,8 +153,11 @@ async def orchestrate(
         say(launcher.stopped(run_id, signum))
         return 128 + signum
     say(f"run {run_id}: workers ended: {verdict.describe()}")
+    metrics.failed_shards = len(verdict.failed)
+    metrics.phase = "reporting"
     for line in await steps.report(run_id, verdict):
         show(line)
+    metrics.phase = "done"
     if verdict.exit_code:
         if verdict.failed:
             show(f"run {run_id}: indexes {format_indexes(verdict.failed)} failed")
@@ -159,18 +173,25 @@ def require_state(state: str | None) -> str:
     return state
 
 
-async def _sample(run_id: str, steps: RunSteps, view: ProgressView) -> None:
+async def _sample(
+    run_id: str, steps: RunSteps, view: ProgressView, metrics: RunMetrics | None = None
+) -> None:
     try:
-        view.show(await steps.progress(run_id))
+        progress = await steps.progress(run_id)
+        if metrics is not None:
+            metrics.seen(progress)
+        view.show(progress)
     except Exception as exc:  # progress is a nicety; the watch decides the outcome
         log.warning("run %s: progress unavailable (%s)", run_id, exc)
 
 
-async def _show_progress(run_id: str, steps: RunSteps, view: ProgressView, every: float) -> None:
+async def _show_progress(
+    run_id: str, steps: RunSteps, view: ProgressView, every: float, metrics: RunMetrics
+) -> None:
     """Show the state store's view of the run every ``every`` seconds until cancelled."""
     while True:
         await asyncio.sleep(every)
-        await _sample(run_id, steps, view)
+        await _sample(run_id, steps, view, metrics)
 
 
 @contextlib.contextmanager

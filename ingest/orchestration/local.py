@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, Verdict
+from ingest.metrics.relay import WorkerRelay
 from ingest.orchestration.flow import Say
 from ingest.orchestration.worker_logs import last_error_line
 from ingest.settings import KubernetesSettings
@@ -37,12 +39,20 @@ def worker_command(run_id: str, state_uri: str) -> list[str]:
     return [sys.executable, "-m", "ingest", "work", "--run-id", run_id, "--state", state_uri]
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (a worker binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 class LocalProcesses:
     """:class:`ingest.orchestration.flow.Launcher` for worker processes on this machine.
 
     ``job`` gives the per-index retry rules (the same settings as the Kubernetes Job's);
     ``env_overrides`` are the command line's settings, as INGEST_* variables, so the
-    workers see them too.
+    workers see them too. With a ``relay`` (``run --metrics-port``), each worker serves
+    ``/metrics`` on a free port of its own, which the relay re-exports on the run's port.
     """
 
     def __init__(
@@ -53,7 +63,9 @@ class LocalProcesses:
         job: KubernetesSettings,
         env_overrides: Mapping[str, str],
         say: Say,
+        relay: WorkerRelay | None = None,
     ) -> None:
+        self.relay = relay
         self.state_uri = state_uri
         self.parallelism = parallelism
         self.job = job
@@ -81,10 +93,17 @@ class LocalProcesses:
             backoff_limit_per_index=self.job.backoff_limit_per_index,
             max_failed_indexes=self.job.max_failed_indexes,
         )
-        run_id, state_uri = plan.run_id, self.state_uri
-        self.launcher = LocalLauncher(
-            spec, lambda index: worker_command(run_id, state_uri), env=env, log_dir=log_dir
-        )
+        run_id, state_uri, relay = plan.run_id, self.state_uri, self.relay
+
+        def command(index: int) -> list[str]:
+            argv = worker_command(run_id, state_uri)
+            if relay is not None:  # the flag wins over an inherited INGEST_METRICS__PORT
+                port = free_port(relay.host)
+                relay.add(index, port)  # a retried index replaces its port
+                argv += ["--metrics-port", str(port)]
+            return argv
+
+        self.launcher = LocalLauncher(spec, command, env=env, log_dir=log_dir)
         self.launcher.mark_complete(complete)
         self.say(f"workers: {plan.shards} shards, {parallelism} at a time; their logs: {log_dir}")
 

@@ -11,7 +11,7 @@ from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.ledger.merge import merge_run
 from ingest.orchestration.progress import RunProgress, RunTracker
 from ingest.planning.planner import PlanOutcome
-from ingest.report import build_report, shard_statuses
+from ingest.report import Report, build_report, shard_statuses
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.claims import backed_claims
 from ingest.state.records import RunPlan, read_checkpoint, read_plan
@@ -38,6 +38,7 @@ class StoreSteps:
         self.planner = planner
         self.on_plan = on_plan
         self._trackers: dict[str, RunTracker] = {}
+        self.last_report: Report | None = None  # the run's metrics push its counts
 
     async def plan(self, run_id: str | None) -> RunPlan:
         if self.planner is None:
@@ -84,6 +85,7 @@ class StoreSteps:
                 verdict=verdict.kind.value,
                 failed_indexes=sorted(verdict.failed),
             )
+        self.last_report = merged
         lines = merged.summary().splitlines()
         plan = await read_plan(self.store, run_id)
         if plan.ledger and plan.items:

@@ -20,6 +20,7 @@ from ingest.items import Item, ItemResult, Outcome
 from ingest.logs import redact
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
+from ingest.worker.failures import failure_reason
 from ingest.worker.tapped import TappedStream
 
 
@@ -116,6 +117,12 @@ class Accounting:
         self.resumed_bytes = 0
         self.abandoned = 0  # closed without an outcome: will be re-sent
         self.in_flight: dict[int, Transfer] = {}
+        # For metrics (ingest.metrics reads them at scrape time): by outcome and route,
+        # failures by a fixed reason word, and when the last outcome was counted.
+        self.by_route: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.bytes_by_route: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.last_progress_at: float | None = None
 
     def resumed(self, objects: int, nbytes: int) -> None:
         """Items a previous run of this shard finished (skipped by the checkpoint)."""
@@ -138,6 +145,12 @@ class Accounting:
             return
         self.objects[transfer.outcome] += 1
         self.bytes[transfer.outcome] += transfer.size
+        pair = (transfer.outcome.value, transfer.route or "none")
+        self.by_route[pair] += 1
+        self.bytes_by_route[pair] += transfer.size
+        if transfer.outcome is Outcome.FAILED:
+            self.failures[failure_reason(transfer.reason, transfer.http_status)] += 1
+        self.last_progress_at = self.clock.monotonic()
         if self.sink is not None:
             self.sink(transfer.result())
 

@@ -154,6 +154,14 @@ class ShardPipeline:
             async with self.in_flight:
                 await self.uploader.send_single(p)
 
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting in each queue, by name (read by metrics at scrape time)."""
+        return {
+            "dedup": self.hashed.qsize(),
+            "batcher": self.batcher.waiting,
+            "singles": self.singles.qsize(),
+        }
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:

@@ -23,10 +23,17 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from ingest import __version__
 from ingest.api.client import AionClient
 from ingest.errors import ConfigError, ExitCode, IngestError, StateConflict
+from ingest.metrics.names import S3_GET
+from ingest.metrics.requests import RequestStats
+from ingest.metrics.server import serve_metrics
+from ingest.metrics.worker import WorkerCollector
+from ingest.s3.lean import FALLBACKS
 from ingest.settings import Settings
 from ingest.sources import open_source
+from ingest.sources.local import LocalSource
 from ingest.state import open_state
 from ingest.state.base import RunLayout
 from ingest.state.claims import verify_claims
@@ -97,13 +104,16 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             len(done),
             extra={"worker": checkpoints.worker_id},
         )
+        # Without a metrics port nothing observes requests (the benchmark's "off").
+        requests = RequestStats() if settings.metrics.port is not None else None
         async with (
             open_source(
                 plan.source, settings.source, readers=settings.worker.concurrency
             ) as source,
-            AionClient(settings.api, pacer=limiter.request) as client,
+            AionClient(settings.api, pacer=limiter.request, observer=requests) as client,
         ):
-            uploader = Uploader(client, source, w, accounting, limiter)
+            uploader = Uploader(client, source, w, accounting, limiter, observer=requests)
+            uploader.source_endpoint = "file:read" if isinstance(source, LocalSource) else S3_GET
             pipeline = ShardPipeline(
                 enumerate(items),
                 checkpoint,
@@ -113,7 +123,22 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
                 # upload that succeeded but never reached the ledger is the same upload
                 namespace=plan.ledger or run_id,
             )
-            return await _supervise(pipeline, writer, Progress(accounting), w.stop_seconds)
+            collector = WorkerCollector(
+                accounting,
+                run_id=run_id,
+                shard=index,
+                version=__version__,
+                requests=requests,
+                pace=limiter,
+                queues=pipeline.queue_depths,
+                s3_fallbacks=FALLBACKS.counts,
+            )
+            async with serve_metrics(settings.metrics, collector) as server:
+                code = await _supervise(pipeline, writer, Progress(accounting), w.stop_seconds)
+                if server is not None and code is not ExitCode.SIGTERM:
+                    # Let Prometheus scrape the final figures of a short-lived worker.
+                    await asyncio.sleep(settings.metrics.linger_seconds)
+                return code
 
 
 async def _supervise(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 
 from ingest.api.errors import attempts_of
@@ -24,6 +25,7 @@ from ingest.api.models import (
     StreamBatchUploadResponse,
     UploadSessionResultItem,
 )
+from ingest.api.observe import RequestObserver
 from ingest.errors import ItemRejected, SourceItemError
 from ingest.items import FailureCode, Outcome
 from ingest.settings import WorkerSettings
@@ -60,16 +62,32 @@ class Uploader:
     worker: WorkerSettings
     accounting: Accounting
     limiter: Limiter
+    observer: RequestObserver | None = None  # metrics: hears how long source reads take
+    source_endpoint: str = "source:read"  # how source reads are named to the observer
 
     def spec(self, p: Pending, transfer: Transfer) -> FileSpec:
         """The file as the client sees it: re-opened from the source for every attempt."""
 
         async def opener() -> ByteStream:
             transfer.bytes_sent = 0
-            stream = await self.source.open(p.item)
+            stream = await self._open(p)
             return self.accounting.counting(self.limiter.pace(stream), transfer)
 
         return FileSpec(p.fields.filename, p.item.size, p.fields.content_type, opener)
+
+    async def _open(self, p: Pending) -> ByteStream:
+        """Open the item at the source; the observer hears how long it took."""
+        observer = self.observer
+        if observer is None:
+            return await self.source.open(p.item)
+        started = time.monotonic()
+        code = "error"
+        try:
+            stream = await self.source.open(p.item)
+            code = "200"
+            return stream
+        finally:
+            observer.request_done(self.source_endpoint, code, time.monotonic() - started)
 
     async def send_single(self, p: Pending) -> None:
         with self.accounting.transfer(p.ordinal, p.item) as t:

@@ -48,4 +48,4 @@ def test_package_exports() -> None:
         "attempts_of",
     }
     params = inspect.signature(AionClient.__init__).parameters
-    assert list(params) == ["self", "settings", "transport", "policy", "pacer"]
+    assert list(params) == ["self", "settings", "transport", "policy", "pacer", "observer"]

@@ -144,6 +144,7 @@ spec:
       {{- else }}
       args: ["coordinate", {{ .Values.run.source | quote }}]
       {{- end }}
+      {{- include "aion-ingest.metricsPort" . | nindent 6 }}
       {{- include "aion-ingest.containerEnv" . | nindent 6 }}
       {{- with .Values.resources }}
       resources:
