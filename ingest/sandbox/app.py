@@ -247,16 +247,16 @@ class Sandbox:
                 {"limit_per_minute": self.faults.rpm, "retry_after_seconds": wait},
                 headers={"Retry-After": retry_after_header(wait)},
             )
+        f = self.faults.faults
         wait = self.faults.fault_limited(req.api_key)
         if wait > 0:
-            f = self.faults.faults
-            headers = {"Retry-After": retry_after_header(wait)} if f.rate_limit_retry_after else {}
-            raise ApiError(
-                429,
-                "RATE_LIMIT_EXCEEDED",
-                f"Rate limit of {f.rate_limit_rps:g} requests per second exceeded (injected)",
-                headers=headers,
-            )
+            message = f"Rate limit of {f.rate_limit_rps:g} requests per second exceeded (injected)"
+        elif self.faults.draw_rate_limited():
+            wait, message = 1.0, "Rate limit exceeded (injected at random)"
+        else:
+            return
+        headers = {"Retry-After": retry_after_header(wait)} if f.rate_limit_retry_after else {}
+        raise ApiError(429, "RATE_LIMIT_EXCEEDED", message, headers=headers)
 
     def drop_point(self, req: Request) -> int | None:
         """Where to drop this request's connection (a fault), or None to let it through."""

@@ -26,6 +26,7 @@ _STATUSES = (500, 502, 503)
 #: the numeric fault flags: --fault-<name>, env SANDBOX_FAULT_<NAME>
 _FLAGS: tuple[tuple[str, type, str], ...] = (
     ("rate_limit", float, "429 above this many requests/second per key"),
+    ("rate_limit_fraction", float, "fraction of requests answered 429 at random"),
     ("error_rate", float, "fraction of requests answered 500/502/503"),
     ("latency_ms", float, "added latency per request"),
     ("drop_rate", float, "fraction of uploads whose connection drops mid-body"),
@@ -44,6 +45,8 @@ class Faults:
 
     #: requests/second per key before 429 (0: off)
     rate_limit_rps: float = 0.0
+    #: fraction of API requests answered 429 at random, whatever the client's pace (0: off)
+    rate_limit_fraction: float = 0.0
     #: send Retry-After with the fault 429s
     rate_limit_retry_after: bool = True
     #: fraction of API requests answered 500/502/503
@@ -73,7 +76,7 @@ class Faults:
         return new
 
     def validate(self) -> None:
-        for name in ("error_rate", "drop_rate", "presign_fail_rate"):
+        for name in ("rate_limit_fraction", "error_rate", "drop_rate", "presign_fail_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise FaultsError(f"{name} must be a fraction between 0 and 1, got {value!r}")
@@ -109,6 +112,7 @@ class Faults:
     def from_args(cls, args: argparse.Namespace) -> Faults:
         faults = cls(
             rate_limit_rps=float(args.fault_rate_limit),
+            rate_limit_fraction=float(args.fault_rate_limit_fraction),
             rate_limit_retry_after=not args.fault_no_retry_after,
             error_rate=float(args.fault_error_rate),
             latency_ms=float(args.fault_latency_ms),
@@ -181,6 +185,11 @@ class FaultState:
         if bucket is None or bucket.rate != rps:
             bucket = self._fault_buckets[key] = TokenBucket(rps, max(1.0, rps), now)
         return bucket.take(now)
+
+    def draw_rate_limited(self) -> bool:
+        """A random 429 for this request. Draws only when the fault is on."""
+        fraction = self.faults.rate_limit_fraction
+        return fraction > 0 and self.rng.random() < fraction
 
     def draw_error(self) -> int | None:
         """A 5xx status for this request, or None. Draws only when the fault is on."""

@@ -91,7 +91,11 @@ async def test_prometheus_scrapes_a_real_run_and_agrees_with_the_report(
     for gone in files[:2]:  # deleted after planning: two failures, reason source_missing
         gone.unlink()
     planned = json.loads((state / "runs" / RUN / "run.json").read_text())
-    sandbox.set_faults(rate_limit_rps=6, error_rate=0.1, latency_ms=10, seed=5)
+    # 429s all along the run (a pace limit alone is met by the workers' back-off after its
+    # first burst, which may come before the first scrape: a rate needs two samples)
+    sandbox.set_faults(
+        rate_limit_rps=6, rate_limit_fraction=0.08, error_rate=0.1, latency_ms=10, seed=5
+    )
 
     proc = await asyncio.to_thread(
         helm.run,

@@ -112,6 +112,21 @@ def test_fault_rate_limit_with_and_without_retry_after(sandbox, retry_after):
         assert limited.headers["retry-after"] == "1"
 
 
+def test_fault_rate_limit_fraction_answers_429_at_random_whatever_the_pace(sandbox):
+    sandbox.set_faults(rate_limit_fraction=0.5, seed=3)
+    with sandbox.client() as c:
+        statuses = [c.get("/uploads/quota-check", params={"file_count": 1}) for _ in range(40)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert 8 <= len(limited) <= 32
+    assert all(r.headers["retry-after"] == "1" for r in limited)
+    assert {r.status_code for r in statuses} == {200, 429}
+    # the same seed draws the same answers
+    sandbox.set_faults(rate_limit_fraction=0.5, seed=3)
+    with sandbox.client() as c:
+        again = [c.get("/uploads/quota-check", params={"file_count": 1}) for _ in range(40)]
+    assert [r.status_code for r in again] == [r.status_code for r in statuses]
+
+
 def test_latency_is_added(sandbox):
     sandbox.set_faults(latency_ms=150)
     with sandbox.client() as c:
