@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     args = parser.parse_args(argv)
     try:
-        from moto.server import ThreadedMotoServer
+        from ingest.demo.s3_server import AtomicMotoServer
     except ImportError:
         print("demo: moto is missing; install the demo extra: pip install 'aion-ingest[demo]'")
         return 2
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     s3_port, api_port = _free_port(), _free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+    moto = AtomicMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{s3_port}"
     base_url = f"http://127.0.0.1:{api_port}/api/v2"

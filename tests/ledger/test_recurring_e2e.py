@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
+from ingest.demo.s3_server import AtomicMotoServer
 from ingest.demo.samples import make_jpeg
 from tests.fixtures.ports import free_port
 from tests.fixtures.s3 import S3Server
@@ -40,7 +40,7 @@ class CountingS3:
 
     def __init__(self) -> None:
         port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server = AtomicMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self.object_gets = 0
