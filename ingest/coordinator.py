@@ -152,6 +152,7 @@ async def coordinate_command(
     from ingest.planning.model import RunPlan
     from ingest.report import build_report, load_plan, shard_statuses
     from ingest.state import open_state
+    from ingest.worker.ids import resolve_pending_ids
 
     async with open_state(settings.state, settings) as store:
 
@@ -161,6 +162,9 @@ async def coordinate_command(
             return outcome.plan.shards
 
         async def report(rid: str, verdict: Verdict) -> str | None:
+            plan_ = await load_plan(store, rid)
+            ids = await resolve_pending_ids(store, rid, plan_.shards, settings)
+            log.info("run %s: %s", rid, ids.summary())
             merged = await build_report(
                 store, rid, verdict=verdict.kind.value, failed_indexes=sorted(verdict.failed)
             )

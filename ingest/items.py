@@ -117,6 +117,25 @@ class Item:
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingId:
+    """What it takes to find an uploaded file's image id later, in bulk: the stream-batch
+    session it went in, the name it was sent under, and the wall-clock window (epoch
+    seconds) from sending the request to its answer, inside which the API created it."""
+
+    session_id: str
+    filename: str
+    sent: float
+    answered: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"s": self.session_id, "n": self.filename, "w": [self.sent, self.answered]}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PendingId:
+        return cls(d["s"], d["n"], float(d["w"][0]), float(d["w"][1]))
+
+
 @dataclasses.dataclass(slots=True)
 class ItemResult:
     """The outcome of one item of a shard, as written to the results parts and the report."""
@@ -129,6 +148,8 @@ class ItemResult:
     reason: str | None = None
     http_status: int | None = None
     attempts: int = 0
+    # An upload whose image id is still to be resolved (``worker.batch_results=list``).
+    pending: PendingId | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -144,6 +165,8 @@ class ItemResult:
             d["reason"] = self.reason
         if self.http_status is not None:
             d["http_status"] = self.http_status
+        if self.pending is not None:
+            d["pending"] = self.pending.to_json()
         return d
 
     @classmethod
@@ -157,4 +180,5 @@ class ItemResult:
             reason=d.get("reason"),
             http_status=d.get("http_status"),
             attempts=d.get("attempts", 0),
+            pending=PendingId.from_json(d["pending"]) if d.get("pending") else None,
         )

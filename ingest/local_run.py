@@ -34,6 +34,7 @@ from ingest.report import build_report, failed_items, load_plan, shard_statuses
 from ingest.settings import Settings
 from ingest.state import StateStore, open_state
 from ingest.state.base import RunLayout
+from ingest.worker.ids import resolve_pending_ids
 from ingest.worker.progress import human_bytes, human_duration
 
 
@@ -198,6 +199,7 @@ async def launch_and_report(
         return 130
     verdict = outcome.verdict
     _say(f"job: {verdict.describe()}")
+    _say((await resolve_pending_ids(store, plan.run_id, plan.shards, settings)).summary())
     report = await build_report(
         store, plan.run_id, verdict=verdict.kind.value, failed_indexes=sorted(verdict.failed)
     )

@@ -7,6 +7,7 @@ check what arrived; extra keys are allowed by the spec's schema.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -258,10 +259,14 @@ async def list_user_files(sb: Sandbox, req: Request) -> dict[str, Any]:
     tags = set(req.query.get("tags", []))
     media = set(req.query.get("media_types", []))
     search = (req.q_str("search") or "").lower()
+    date_from = _q_time(req, "date_from")
+    date_to = _q_time(req, "date_to")
     rows = [
         f
         for f in sb.store.files.values()
-        if (not ids or f.id in ids)
+        if (date_from is None or f.created_at >= date_from)
+        and (date_to is None or f.created_at <= date_to)
+        and (not ids or f.id in ids)
         and (not tags or tags & set(f.tags))
         and (not media or f.media_type in media)
         and (not search or search in (f.title or "").lower() or search in f.filename.lower())
@@ -281,6 +286,20 @@ async def list_user_files(sb: Sandbox, req: Request) -> dict[str, Any]:
         "total_count": len(rows),
         "has_more": offset + len(page) < len(rows),
     }
+
+
+def _q_time(req: Request, name: str) -> dt.datetime | None:
+    """A date-time query parameter (ISO 8601; no zone means UTC), or None."""
+    raw = req.q_str(name)
+    if not raw:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed.one(
+            ["query", name], "Input should be a valid datetime", "datetime_parsing"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 async def get_user_file(sb: Sandbox, req: Request) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 
-from ingest.items import Item, ItemResult, Outcome
+from ingest.items import Item, ItemResult, Outcome, PendingId
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
 from ingest.worker.tapped import TappedStream
@@ -37,6 +37,7 @@ class Transfer:
     image_id: str | None = None
     reason: str | None = None
     http_status: int | None = None
+    pending: PendingId | None = None
 
     def finish(
         self,
@@ -46,9 +47,11 @@ class Transfer:
         reason: str | None = None,
         http_status: int | None = None,
         attempts: int | None = None,
+        pending: PendingId | None = None,
     ) -> None:
         """Record the outcome (the last call wins until the transfer is closed)."""
         self.outcome = outcome
+        self.pending = pending
         self.image_id = image_id
         self.reason = reason
         self.http_status = http_status
@@ -67,6 +70,7 @@ class Transfer:
             reason=self.reason,
             http_status=self.http_status,
             attempts=self.attempts,
+            pending=self.pending,
         )
 
 
