@@ -42,7 +42,7 @@ def test_a_shard_completes_through_5xx_rate_limits_and_dropped_connections(
     tmp_path: Path, sandbox_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sandbox = sandbox_factory(
-        faults={"error_rate": 0.2, "rate_limit_rps": 25, "drop_rate": 0.1, "seed": 7}
+        faults={"error_rate": 0.2, "rate_limit_rps": 10, "drop_rate": 0.1, "seed": 7}
     )
     names = _folder(tmp_path / "src", small=400, large=12)
     run = Run.create(tmp_path, sandbox, **FAULT_ENV)
