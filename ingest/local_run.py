@@ -28,6 +28,7 @@ from ingest.items import Item
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec
 from ingest.planning.command import plan_source
+from ingest.planning.forecast import forecast_lines
 from ingest.planning.model import RunPlan
 from ingest.planning.summary import render_text
 from ingest.report import build_report, failed_items, load_plan, shard_statuses
@@ -244,7 +245,8 @@ async def run_command(
             if not source_uri:
                 raise ConfigError("no SOURCE given: aion-ingest run SOURCE (or --retry-failed ID)")
             outcome = await plan_source(source_uri, settings, store, run_id=run_id)
-        _say(render_text(outcome.plan, outcome.status, outcome.state_uri))
+        extra = forecast_lines(outcome.plan, settings, parallelism)
+        _say(render_text(outcome.plan, outcome.status, outcome.state_uri, extra))
         plan = outcome.plan
         if plan.items == 0:
             _say("nothing to upload")

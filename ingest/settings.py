@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -161,6 +161,19 @@ class StoreSettings(_Group):
     )
 
 
+def parse_duration(text: str) -> float:
+    """``6h``, ``90m``, ``45s``, ``2d`` or plain seconds → seconds; ValueError otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 45s, 90m, 6h or 2d") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text!r} is not a positive duration: use e.g. 45s, 90m, 6h or 2d")
+    return value
+
+
 class PlanSettings(_Group):
     """How to cut the listing into shards."""
 
@@ -174,6 +187,20 @@ class PlanSettings(_Group):
         50 * 1024**3, ge=1, description="Largest number of bytes in one shard."
     )
     ignore_quota: bool = Field(False, description="Plan even when quota-check says no.")
+    deadline: str | None = Field(
+        None,
+        description=(
+            "When the run must be done by, from its start (45s, 90m, 6h, 2d): the plan "
+            "warns when the predicted duration is longer, with what would make it fit."
+        ),
+    )
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
 
 class WorkerSettings(_Group):

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from ingest.errors import ConfigError
 from ingest.items import Item
 from ingest.plan import PlanOutcome, make_plan
+from ingest.planning.forecast import forecast_lines
 from ingest.planning.model import QuotaCheck
 from ingest.planning.runid import check_run_id
 from ingest.planning.summary import render_json, render_text
@@ -42,7 +43,8 @@ async def plan_command(
         json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri), sys.stdout)
         print()
     else:
-        print(render_text(outcome.plan, outcome.status, outcome.state_uri))
+        extra = forecast_lines(outcome.plan, settings)
+        print(render_text(outcome.plan, outcome.status, outcome.state_uri, extra))
     return 0
 
 
