@@ -14,7 +14,8 @@ number of members: a member is an empty object whose *name* says all that is nee
 ``key id`` is a digest of the API key (never the key). A heartbeat writes the next name and
 deletes the previous one; a worker that stops deletes its name, one that crashes drops
 out when its expiry passes (``ttl``, three heartbeats by default), and any member removes
-names expired long ago. Expiry is the writer's wall clock read by other machines, so clock
+names expired long ago. A worker's first beat can only lower its static share (budget /
+parallel workers), so workers starting together do not each take the whole budget. Expiry is the writer's wall clock read by other machines, so clock
 skew between pods shortens or lengthens a crashed member's tail by the skew, no more.
 
 Shares are max-min fair (water-filling): a member that used less than its share in the
@@ -129,6 +130,7 @@ class Budget:
         self._since = clock.monotonic()
         self.members = 0
         self.share = limiter.ceiling
+        self._first = True
 
     def wants(self) -> float:
         """What this worker would use: everything when its limiter made a request wait
@@ -147,7 +149,8 @@ class Budget:
         return max(granted / elapsed * HEADROOM, self.rate * 0.01)
 
     async def beat(self) -> float:
-        """Renew this member, read the others, set the limiter's ceiling; the share (req/s)."""
+        """Renew this member, read the others, set the limiter's ceiling: this worker's share
+        (req/s), returned."""
         me = Member(self.name, self.wall() + self.ttl, self.wants())
         path = me.path(self.prefix)
         await self.store.put(path, b"")
@@ -169,6 +172,12 @@ class Budget:
         names = sorted(latest)
         shares = fair_shares(self.rate, [latest[n].wants for n in names])
         share = shares[names.index(me.name)]
+        if self._first:
+            # Workers started together each see few others at their first beat; had the
+            # first taken the whole budget until its next beat, they would overshoot the
+            # key's rate together (429s). So the first beat only lowers the static share.
+            share = min(share, self.limiter.ceiling)
+            self._first = False
         if len(names) != self.members:
             log.info(
                 "request budget: %d live workers on this key, this one's share %.1f/min",

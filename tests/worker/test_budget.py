@@ -104,6 +104,26 @@ async def test_a_worker_waiting_on_its_source_leaves_its_share_to_the_others() -
     assert slow.share == pytest.approx(0.3)
 
 
+async def test_a_first_beat_only_lowers_the_static_share() -> None:
+    """Four workers started together: the first to beat sees itself alone, but keeps the
+    static share (budget / 4) until its next beat, instead of the whole key."""
+    clock, store = FakeClock(), MemoryStateStore()
+    workers = []
+    for i in range(4):
+        limiter = Limiter(RPM / 60 / 4, clock=clock, start_tokens=1.0)
+        workers.append(
+            Budget(store, KEY, RPM, limiter, label=f"r.{i}", clock=clock, wall=clock.time)
+        )
+    assert [await w.beat() for w in workers] == [pytest.approx(0.5)] * 4
+    clock.advance(5.0)
+    _busy(*workers)
+    assert [await w.beat() for w in workers] == [pytest.approx(0.5)] * 4
+    await workers[3].leave()
+    clock.advance(5.0)
+    _busy(*workers[:3])
+    assert [await w.beat() for w in workers[:3]] == [pytest.approx(2 / 3)] * 3
+
+
 async def test_two_runs_on_one_key_split_it_other_keys_do_not_count() -> None:
     clock, store = FakeClock(), MemoryStateStore()
     cron, migration = _worker(store, clock, "cron.00000"), _worker(store, clock, "mig.00000")

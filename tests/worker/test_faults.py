@@ -34,6 +34,8 @@ FAULT_ENV = {
     # the fault limiter's Retry-After is whole seconds; honour it, but briefly
     "INGEST_API__MAX_RETRY_AFTER": "0.3",
     "INGEST_LOG__LEVEL": "DEBUG",
+    # a session-results request per batch: the request volume these faults were sized for
+    "INGEST_WORKER__BATCH_RESULTS": "fetch",
 }
 
 
@@ -42,7 +44,7 @@ def test_a_shard_completes_through_5xx_rate_limits_and_dropped_connections(
     tmp_path: Path, sandbox_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sandbox = sandbox_factory(
-        faults={"error_rate": 0.2, "rate_limit_rps": 10, "drop_rate": 0.1, "seed": 7}
+        faults={"error_rate": 0.2, "rate_limit_rps": 25, "drop_rate": 0.1, "seed": 7}
     )
     names = _folder(tmp_path / "src", small=400, large=12)
     run = Run.create(tmp_path, sandbox, **FAULT_ENV)
