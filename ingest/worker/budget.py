@@ -15,8 +15,9 @@ number of members: a member is an empty object whose *name* says all that is nee
 deletes the previous one; a worker that stops deletes its name, one that crashes drops
 out when its expiry passes (``ttl``, three heartbeats by default), and any member removes
 names expired long ago. A worker's first beat can only lower its static share (budget /
-parallel workers), so workers starting together do not each take the whole budget. Expiry is the writer's wall clock read by other machines, so clock
-skew between pods shortens or lengthens a crashed member's tail by the skew, no more.
+parallel workers), so workers starting together do not each take the whole budget.
+Expiry is the writer's wall clock read by other machines, so clock skew between pods
+shortens or lengthens a crashed member's tail by the skew, no more.
 
 Shares are max-min fair (water-filling): a member that used less than its share in the
 last heartbeat (its limiter never made a request wait: it waits on S3 instead) says how
