@@ -44,7 +44,7 @@ async def coordinate_command(
 
         return await orchestrate(
             KubernetesJob(launcher, state_uri, observer=observer),
-            StoreSteps(store, planner, on_plan=_log_plan),
+            StoreSteps(store, planner, settings=settings, on_plan=_log_plan),
             run_id=run_id,
             say=_say,
             view=ProgressView(tty=False),  # a pod's log, even when run from a terminal

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ingest.errors import ConfigError
@@ -19,6 +19,7 @@ from ingest.orchestration.flow import orchestrate
 from ingest.orchestration.local import LocalProcesses, default_state_uri
 from ingest.orchestration.progress import ProgressView
 from ingest.orchestration.steps import Planner, StoreSteps, listed
+from ingest.planning.forecast import forecast_lines
 from ingest.planning.planner import PlanOutcome, plan_source
 from ingest.planning.summary import render_text
 from ingest.report import failed_items
@@ -46,8 +47,14 @@ def overrides_to_env(overrides: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def _show_plan(outcome: PlanOutcome) -> None:
-    say(render_text(outcome.plan, outcome.status, outcome.state_uri))
+def _plan_shower(settings: Settings, parallelism: int) -> Callable[[PlanOutcome], None]:
+    """Prints each plan's summary, the forecast (ingest/planning/forecast.py) last."""
+
+    def show(outcome: PlanOutcome) -> None:
+        extra = forecast_lines(outcome.plan, settings, parallelism)
+        say(render_text(outcome.plan, outcome.status, outcome.state_uri, extra))
+
+    return show
 
 
 async def _run_locally(
@@ -67,7 +74,9 @@ async def _run_locally(
         env_overrides=env_overrides,
         say=say,
     )
-    steps = StoreSteps(store, planner, on_plan=_show_plan)
+    steps = StoreSteps(
+        store, planner, settings=settings, on_plan=_plan_shower(settings, parallelism)
+    )
     return await orchestrate(
         launcher,
         steps,

@@ -9,9 +9,11 @@ from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.orchestration.progress import RunProgress, RunTracker
 from ingest.planning.planner import PlanOutcome
 from ingest.report import build_report, shard_statuses
+from ingest.settings import Settings
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.claims import backed_claims
 from ingest.state.records import RunPlan, read_checkpoint, read_plan
+from ingest.worker.ids import resolve_pending_ids
 
 Planner = Callable[[str | None], Awaitable[PlanOutcome]]
 """Plan run ``run_id`` (None: a new id) into the store, or read back its finished plan."""
@@ -21,7 +23,9 @@ class StoreSteps:
     """:class:`ingest.orchestration.flow.RunSteps` over one open state store.
 
     ``planner`` is None for a run that is planned already (``resume``): its plan is read.
-    ``on_plan`` sees each plan outcome (``run`` prints the plan's summary).
+    ``on_plan`` sees each plan outcome (``run`` prints the plan's summary). ``settings``
+    give the report step the API key to resolve pending image ids with
+    (``worker.batch_results=list``).
     """
 
     def __init__(
@@ -29,9 +33,11 @@ class StoreSteps:
         store: StateStore,
         planner: Planner | None = None,
         *,
+        settings: Settings,
         on_plan: Callable[[PlanOutcome], None] | None = None,
     ) -> None:
         self.store = store
+        self.settings = settings
         self.planner = planner
         self.on_plan = on_plan
         self._trackers: dict[str, RunTracker] = {}
@@ -74,14 +80,18 @@ class StoreSteps:
     async def report(self, run_id: str, verdict: Verdict | None) -> list[str]:
         if verdict is None:  # nothing was planned, so nothing ran: complete as it is
             merged = await build_report(self.store, run_id, verdict=VerdictKind.COMPLETE.value)
-        else:
-            merged = await build_report(
-                self.store,
-                run_id,
-                verdict=verdict.kind.value,
-                failed_indexes=sorted(verdict.failed),
-            )
-        return merged.summary().splitlines()
+            return merged.summary().splitlines()
+        # image ids left pending by the workers (batch_results=list), before the report
+        plan = await read_plan(self.store, run_id)
+        ids = await resolve_pending_ids(self.store, run_id, plan.shards, self.settings)
+        merged = await build_report(
+            self.store,
+            run_id,
+            verdict=verdict.kind.value,
+            failed_indexes=sorted(verdict.failed),
+        )
+        lines = merged.summary().splitlines()
+        return [ids.summary(), *lines] if ids.pending else lines
 
 
 async def listed(items: list[Item]) -> AsyncIterator[Item]:

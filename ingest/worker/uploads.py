@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 
 from ingest.api.errors import attempts_of
@@ -25,7 +26,7 @@ from ingest.api.models import (
     UploadSessionResultItem,
 )
 from ingest.errors import ItemRejected, SourceItemError
-from ingest.items import FailureCode, Outcome
+from ingest.items import FailureCode, Outcome, PendingId
 from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
 from ingest.streams import ByteStream
@@ -45,6 +46,9 @@ INLINE_RESULTS_MAX = 5
 RESULTS_PAGE = 100
 # The reason on an 'uploaded' outcome of worker.batch_results=accept.
 ACCEPTED_UNCHECKED = "accepted in a stream-batch; per-file result not fetched (no image id)"
+# The reason on an 'uploaded' outcome of worker.batch_results=list until the run resolves
+# its image id (ingest/worker/ids.py).
+ID_PENDING = "accepted in a stream-batch; image id pending (resolved after the workers)"
 
 Slot = contextlib.AbstractAsyncContextManager[object]
 """One upload request in flight (the pipeline's semaphore, ``worker.concurrency``)."""
@@ -132,6 +136,7 @@ class Uploader:
                 t.route = Route.BATCH.value
             opened: list[Transfer] = []  # in the order the body opened them
             specs = [_noting_open(self.spec(p, t), t, opened) for p, t in pairs]
+            sent = time.time()
             try:
                 async with slot:
                     r = await self.client.upload_stream_batch(
@@ -160,11 +165,15 @@ class Uploader:
                     async with slot:
                         await self._single_outcome(dataclasses.replace(p, fields=fields), t)
                 return
-            await self._batch_outcomes(pairs, r)
+            await self._batch_outcomes(pairs, r, sent, time.time())
             return
 
     async def _batch_outcomes(
-        self, pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadResponse
+        self,
+        pairs: list[tuple[Pending, Transfer]],
+        r: StreamBatchUploadResponse,
+        sent: float,
+        answered: float,
     ) -> None:
         attempts = r.attempts
         by_name = {p.fields.filename: t for p, t in pairs}
@@ -187,6 +196,14 @@ class Uploader:
             for _, accepted in pairs:
                 if accepted.outcome is None:
                     accepted.finish(Outcome.UPLOADED, reason=ACCEPTED_UNCHECKED, attempts=attempts)
+            return
+        elif self.worker.batch_results == "list" and _all_accounted(pairs, r):
+            for p, accepted in pairs:
+                if accepted.outcome is None:
+                    pending = PendingId(r.session_id, p.fields.filename, sent, answered)
+                    accepted.finish(
+                        Outcome.UPLOADED, reason=ID_PENDING, attempts=attempts, pending=pending
+                    )
             return
         else:  # every page of the session's results
             pages = self.client.iter_session_results(r.session_id, page_size=RESULTS_PAGE)

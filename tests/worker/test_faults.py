@@ -34,6 +34,8 @@ FAULT_ENV = {
     # the fault limiter's Retry-After is whole seconds; honour it, but briefly
     "INGEST_API__MAX_RETRY_AFTER": "0.3",
     "INGEST_LOG__LEVEL": "DEBUG",
+    # a session-results request per batch: the request volume these faults were sized for
+    "INGEST_WORKER__BATCH_RESULTS": "fetch",
 }
 
 
