@@ -113,6 +113,9 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         const=True,
         help="plan even when quota-check says no",
     )
+    p.add_argument(
+        "--deadline", dest="plan.deadline", help="warn unless the run fits, e.g. 6h (45s, 90m, 2d)"
+    )
     p.add_argument("--include", dest="filters.include", action="append", metavar="GLOB")
     p.add_argument("--exclude", dest="filters.exclude", action="append", metavar="GLOB")
     _add_ledger_options(p)

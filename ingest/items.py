@@ -101,6 +101,18 @@ class Item:
     tags: tuple[str, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingId:
+    """What it takes to find an uploaded file's image id later, in bulk: the stream-batch
+    session it went in, the name it was sent under, and the wall-clock window (epoch
+    seconds) from sending the request to its answer, inside which the API created it."""
+
+    session_id: str
+    filename: str
+    sent: float
+    answered: float
+
+
 @dataclasses.dataclass(slots=True)
 class ItemResult:
     """The outcome of one item of a shard, as written to the results parts and the report."""
@@ -114,6 +126,8 @@ class ItemResult:
     http_status: int | None = None
     attempts: int = 0
     code: str | None = None  # a FailureCode value on failed outcomes
+    # An upload whose image id is still to be resolved (``worker.batch_results=list``).
+    pending: PendingId | None = None
 
 
 # Reason codes: the stable bucket of a failure, for "failures by reason" and for deciding

@@ -199,6 +199,19 @@ class StoreSettings(_Group):
     )
 
 
+def parse_duration(text: str) -> float:
+    """``6h``, ``90m``, ``45s``, ``2d`` or plain seconds → seconds; ValueError otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 45s, 90m, 6h or 2d") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text!r} is not a positive duration: use e.g. 45s, 90m, 6h or 2d")
+    return value
+
+
 class PlanSettings(_Group):
     """How to cut the listing into shards."""
 
@@ -233,6 +246,20 @@ class PlanSettings(_Group):
             "'upload' sends it again (the API has no replace: a new file), 'skip' does not."
         ),
     )
+    deadline: str | None = Field(
+        None,
+        description=(
+            "When the run must be done by, from its start (45s, 90m, 6h, 2d): the plan "
+            "warns when the predicted duration is longer, with what would make it fit."
+        ),
+    )
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
 
 class WorkerSettings(_Group):
@@ -249,18 +276,23 @@ class WorkerSettings(_Group):
     batch_files: int | None = Field(
         None, ge=1, description="Files per stream-batch. Default: the tier's limit."
     )
-    batch_results: Literal["fetch", "accept"] = Field(
+    batch_results: Literal["list", "fetch", "accept"] = Field(
         "fetch",
         description=(
             "Per-file results of a stream-batch of more than 5 files (the API answers "
-            "those only through the session's results). 'fetch': one more request per "
-            "batch for each file's image id and uploaded vs skipped-duplicate; it halves "
-            "files per minute when the request budget is the limit. 'accept': when the "
-            "answer accounts for every file (accepted + listed rejections), accepted "
-            "files are recorded 'uploaded' without image id (reason says no per-file "
-            "result was fetched; a duplicate the API skipped also shows as uploaded, a "
-            "file that fails later in processing is not seen), rejected ones 'failed'; "
-            "no extra request. Batches of up to 5 files always carry their results."
+            "those only through a second request). 'fetch' (default, the measured "
+            "behaviour): one more request per batch, at once, for the session's results "
+            "(half the files per minute when the request budget is the limit). 'list' "
+            "(new, opt-in, not yet benchmarked to its targets on a quiet machine): when the "
+            "answer accounts for every file, the files are recorded 'uploaded' with their "
+            "image id pending, and after the workers the run resolves every pending id in "
+            "bulk from GET /user-files pages (100 files a request; matched by name, size "
+            "and creation time; a file not matched, e.g. a duplicate the API skipped, asks "
+            "its session's results): about one request per batch plus one per 100 files. "
+            "'accept': no ids, no extra request; "
+            "accepted files are 'uploaded' without image id (a duplicate the API skipped "
+            "also shows as uploaded), rejected ones 'failed'. Batches of up to 5 files "
+            "always carry their results."
         ),
     )
     skip_duplicates: bool = Field(
@@ -282,10 +314,30 @@ class WorkerSettings(_Group):
     requests_per_minute: float | None = Field(
         None,
         gt=0,
-        description="The run's request budget (all workers). Default: the tier's limit.",
+        description=(
+            "The API key's request budget, shared by every worker using the key (all "
+            "workers of this run, and of other runs on the same key and state store). "
+            "Default: the tier's limit."
+        ),
     )
     parallel_workers: int = Field(
-        1, ge=1, description="Workers sharing the budget; each takes an equal share."
+        1,
+        ge=1,
+        description=(
+            "Workers of the run: each starts at an equal share of the budget, until its "
+            "first heartbeat (budget_heartbeat_seconds) says how many are live."
+        ),
+    )
+    budget_heartbeat_seconds: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How often a worker renews its membership of the key's budget in the state "
+            "store and recomputes its share (the budget / the live workers, max-min fair: "
+            "a worker that uses less leaves the rest to the others); a crashed worker "
+            "drops out after three heartbeats. 0: no sharing, a fixed share of "
+            "budget / parallel_workers."
+        ),
     )
     bytes_per_second: float | None = Field(
         None, gt=0, description="Upload bandwidth cap per worker (bytes/s). Default: none."

@@ -329,11 +329,13 @@ class AionClient(ApiEdge):
         sort_by: str = "created_at",
         sort_order: str = "asc",
         ids: Sequence[str] = (),
+        date_from: str | None = None,
     ) -> ListUserFilesResponse:
         """One page of ``GET /user-files`` (``limit`` <= 100).
 
         Sorted oldest first by default, so files uploaded while paging land at the end
-        instead of shifting the pages already read.
+        instead of shifting the pages already read. ``date_from`` (ISO 8601) leaves out
+        files created before it.
         """
         params: dict[str, Any] = {
             "limit": limit,
@@ -343,6 +345,8 @@ class AionClient(ApiEdge):
         }
         if ids:
             params["ids"] = list(ids)
+        if date_from is not None:
+            params["date_from"] = date_from
         return await self._send("GET", "/user-files", ListUserFilesResponse, params=params)
 
     async def list_all_user_files(self, *, page_size: int = 100) -> AsyncIterator[UserFile]:

@@ -43,7 +43,7 @@ async def coordinate_command(
         async def planner(rid: str | None) -> PlanOutcome:
             return await plan_source(source_uri, settings, store, run_id=rid)
 
-        steps = StoreSteps(store, planner, on_plan=_log_plan)
+        steps = StoreSteps(store, planner, settings=settings, on_plan=_log_plan)
         metrics = RunMetrics(settings.metrics)  # the chart sets INGEST_METRICS__PORT
         async with metrics.serving():
             code = await orchestrate(

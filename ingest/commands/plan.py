@@ -8,6 +8,7 @@ import json
 import sys
 
 from ingest.errors import ConfigError
+from ingest.planning.forecast import forecast_lines
 from ingest.planning.planner import plan_source
 from ingest.planning.runid import check_run_id
 from ingest.planning.summary import render_json, render_text
@@ -39,5 +40,6 @@ async def plan_command(
         json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri), sys.stdout)
         print()
     else:
-        print(render_text(outcome.plan, outcome.status, outcome.state_uri))
+        extra = forecast_lines(outcome.plan, settings)
+        print(render_text(outcome.plan, outcome.status, outcome.state_uri, extra))
     return 0

@@ -25,6 +25,7 @@ from ingest.orchestration.local import LocalProcesses, default_state_uri
 from ingest.orchestration.metrics import RunMetrics
 from ingest.orchestration.progress import ProgressView
 from ingest.orchestration.steps import Planner, StoreSteps, listed
+from ingest.planning.forecast import forecast_lines
 from ingest.planning.planner import PlanOutcome, plan_source
 from ingest.planning.summary import render_text
 from ingest.report import failed_with_codes
@@ -83,8 +84,11 @@ def split_retryable(
     return keep, left_out
 
 
-def _show_plan(outcome: PlanOutcome, parallelism: int | None = None) -> None:
-    say(render_text(outcome.plan, outcome.status, outcome.state_uri))
+def _show_plan(outcome: PlanOutcome, settings: Settings, parallelism: int | None = None) -> None:
+    """The plan's summary, the forecast (ingest/planning/forecast.py) last, and how the
+    shards were counted."""
+    extra = forecast_lines(outcome.plan, settings, parallelism)
+    say(render_text(outcome.plan, outcome.status, outcome.state_uri, extra))
     plan = outcome.plan
     if parallelism and outcome.status != "existing" and plan.items:
         if plan.shards == parallelism and plan.items >= parallelism:
@@ -120,15 +124,18 @@ async def _run_locally(
 
     def on_plan(outcome: PlanOutcome) -> None:
         planned.append(outcome.plan.run_id)
-        _show_plan(outcome, parallelism)
         tier, origin = choose_tier(settings, outcome.plan.quota)
+        paced = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"tier": tier})}
+        )  # the forecast uses the pacing the workers will
+        _show_plan(outcome, paced, parallelism)
         say(describe_pacing(settings, tier, origin))
         if tier != settings.api.tier:  # the workers read their settings from the environment
             launcher.env_overrides["INGEST_API__TIER"] = tier
 
     if planner is None:  # resume: the plan is read back; the settings alone tell the pacing
         say(describe_pacing(settings, settings.api.tier, "from the settings"))
-    steps = StoreSteps(store, planner, on_plan=on_plan)
+    steps = StoreSteps(store, planner, settings=settings, on_plan=on_plan)
     async with metrics.serving():
         code = await orchestrate(
             launcher,

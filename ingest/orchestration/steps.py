@@ -12,9 +12,11 @@ from ingest.ledger.merge import merge_run
 from ingest.orchestration.progress import RunProgress, RunTracker
 from ingest.planning.planner import PlanOutcome
 from ingest.report import Report, build_report, shard_statuses
+from ingest.settings import Settings
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.claims import backed_claims
 from ingest.state.records import RunPlan, read_checkpoint, read_plan
+from ingest.worker.ids import resolve_pending_ids
 
 Planner = Callable[[str | None], Awaitable[PlanOutcome]]
 """Plan run ``run_id`` (None: a new id) into the store, or read back its finished plan."""
@@ -24,7 +26,9 @@ class StoreSteps:
     """:class:`ingest.orchestration.flow.RunSteps` over one open state store.
 
     ``planner`` is None for a run that is planned already (``resume``): its plan is read.
-    ``on_plan`` sees each plan outcome (``run`` prints the plan's summary).
+    ``on_plan`` sees each plan outcome (``run`` prints the plan's summary). ``settings``
+    give the report step the API key to resolve pending image ids with
+    (``worker.batch_results=list``).
     """
 
     def __init__(
@@ -32,9 +36,11 @@ class StoreSteps:
         store: StateStore,
         planner: Planner | None = None,
         *,
+        settings: Settings,
         on_plan: Callable[[PlanOutcome], None] | None = None,
     ) -> None:
         self.store = store
+        self.settings = settings
         self.planner = planner
         self.on_plan = on_plan
         self._trackers: dict[str, RunTracker] = {}
@@ -76,9 +82,16 @@ class StoreSteps:
         return await tracker.sample()
 
     async def report(self, run_id: str, verdict: Verdict | None) -> list[str]:
+        plan = await read_plan(self.store, run_id)
+        head: list[str] = []
         if verdict is None:  # nothing was planned, so nothing ran: complete as it is
             merged = await build_report(self.store, run_id, verdict=VerdictKind.COMPLETE.value)
         else:
+            # image ids left pending by the workers (batch_results=list): resolved before
+            # the report and the ledger, so both hold them
+            ids = await resolve_pending_ids(self.store, run_id, plan.shards, self.settings)
+            if ids.pending:
+                head.append(ids.summary())
             merged = await build_report(
                 self.store,
                 run_id,
@@ -86,8 +99,7 @@ class StoreSteps:
                 failed_indexes=sorted(verdict.failed),
             )
         self.last_report = merged
-        lines = merged.summary().splitlines()
-        plan = await read_plan(self.store, run_id)
+        lines = [*head, *merged.summary().splitlines()]
         if plan.ledger and plan.items:
             lines.append(await record_in_ledger(self.store, plan))
         return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 from ingest.console import human_bytes
@@ -25,7 +26,10 @@ def _spread(values: list[int], fmt: Any = str) -> str:
     )
 
 
-def render_text(plan: RunPlan, status: str, state_uri: str | None) -> str:
+def render_text(
+    plan: RunPlan, status: str, state_uri: str | None, extra: Sequence[str] = ()
+) -> str:
+    """The summary; ``extra`` lines (the forecast: ingest/planning/forecast.py) go last."""
     filtered = ", ".join(f"{k} {v:,}" for k, v in plan.filtered.items()) or "none"
     sizes = " | ".join(f"{k} {v:,}" for k, v in plan.histogram.items())
     lines = [
@@ -43,6 +47,7 @@ def render_text(plan: RunPlan, status: str, state_uri: str | None) -> str:
     lines.append(f"  quota     {_quota_line(plan.quota)}")
     if state_uri and status != "dry_run":
         lines.append(f"  state     {state_uri.rstrip('/')}/runs/{plan.run_id}/run.json")
+    lines.extend(extra)
     return "\n".join(lines)
 
 

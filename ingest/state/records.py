@@ -21,7 +21,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from ingest.errors import ConfigError, StateDamaged
-from ingest.items import Item, ItemResult, Outcome
+from ingest.items import Item, ItemResult, Outcome, PendingId
 from ingest.state.base import RunLayout, StateStore
 
 PLAN_FORMAT = 1
@@ -359,6 +359,9 @@ def result_to_json(r: ItemResult) -> dict[str, Any]:
         d["http_status"] = r.http_status
     if r.code is not None:
         d["code"] = r.code
+    if r.pending is not None:
+        p = r.pending
+        d["pending"] = {"s": p.session_id, "n": p.filename, "w": [p.sent, p.answered]}
     return d
 
 
@@ -374,7 +377,12 @@ def result_from_json(d: Mapping[str, Any]) -> ItemResult:
         http_status=d.get("http_status"),
         attempts=d.get("attempts", 0),
         code=d.get("code"),
+        pending=_pending_from_json(d["pending"]) if d.get("pending") else None,
     )
+
+
+def _pending_from_json(d: Mapping[str, Any]) -> PendingId:
+    return PendingId(d["s"], d["n"], float(d["w"][0]), float(d["w"][1]))
 
 
 def encode_part(results: list[ItemResult]) -> bytes:

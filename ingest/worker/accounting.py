@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 
-from ingest.items import Item, ItemResult, Outcome
+from ingest.items import Item, ItemResult, Outcome, PendingId
 from ingest.logs import redact
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
@@ -40,6 +40,7 @@ class Transfer:
     reason: str | None = None
     http_status: int | None = None
     code: str | None = None
+    pending: PendingId | None = None
 
     def finish(
         self,
@@ -50,12 +51,14 @@ class Transfer:
         http_status: int | None = None,
         attempts: int | None = None,
         code: str | None = None,
+        pending: PendingId | None = None,
     ) -> None:
         """Record the outcome (the last call wins until the transfer is closed).
 
         The reason may be a server's text: registered secrets are redacted from it here,
         before it reaches a results part, the report or a summary."""
         self.outcome = outcome
+        self.pending = pending
         self.image_id = image_id
         self.reason = None if reason is None else redact(reason)
         self.http_status = http_status
@@ -76,6 +79,7 @@ class Transfer:
             http_status=self.http_status,
             attempts=self.attempts,
             code=self.code,
+            pending=self.pending,
         )
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 MAX_DEFAULT_FLOOR = 0.1  # requests/s
+MAX_NAP = 1.0  # seconds: the longest sleep before a waiting request looks at the rate again
 
 
 def start_phase(index: int) -> float:
@@ -100,6 +101,7 @@ class PacingStats:
     """What the limiter did: read by metrics and the benchmarks."""
 
     granted: int = 0
+    waited: int = 0  # grants that had to wait for the bucket: the pace was the limit
     granted_bytes: int = 0
     throttled: int = 0
     decreases: int = 0
@@ -178,6 +180,7 @@ class Limiter:
         self._request_lock = asyncio.Lock()
         self._bytes_lock = asyncio.Lock()
         self._not_before = now
+        self.waiting = False  # a request is waiting for the bucket right now
         self._last_decrease = -float("inf")
         self._last_change = now
         self.stats = PacingStats()
@@ -208,6 +211,19 @@ class Limiter:
             share, bytes_per_second=bytes_per_second, start_tokens=start, rng=rng, clock=clock
         )
 
+    def set_ceiling(self, requests_per_second: float) -> None:
+        """A new share of the key's budget (``worker.budget``): the ceiling moves, and the
+        pace with it unless it is backing off after a 429 (then it climbs to the new
+        ceiling by the usual steps)."""
+        if requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        now = self.clock.monotonic()
+        old, self.ceiling = self.ceiling, requests_per_second
+        self.floor = min(self.floor, requests_per_second)
+        self.increase = requests_per_second * 0.05
+        if self.rate >= old * (1 - 1e-9) or self.rate > requests_per_second:
+            self._requests.set_rate(requests_per_second, now)
+
     @property
     def rate(self) -> float:
         """The current request rate (requests/s), between floor and ceiling."""
@@ -220,6 +236,7 @@ class Limiter:
 
     async def acquire(self, nbytes: int = 0) -> float:
         """Wait for a request slot and ``nbytes`` of byte budget; returns the grant time."""
+        waited = 0
         async with self._request_lock:
             while True:
                 now = self.clock.monotonic()
@@ -230,8 +247,16 @@ class Limiter:
                 if wait <= 0:
                     self._requests.take(1, now)
                     self.stats.granted += 1
+                    self.stats.waited += waited
                     break
-                await self.clock.sleep(wait)
+                waited = 1
+                self.waiting = True
+                try:
+                    # In naps of at most MAX_NAP: a new share (set_ceiling) must apply to
+                    # a request already waiting, not after a wait computed at a tiny rate.
+                    await self.clock.sleep(min(wait, MAX_NAP))
+                finally:
+                    self.waiting = False
         if nbytes:
             await self.acquire_bytes(nbytes)
         return now

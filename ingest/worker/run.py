@@ -35,10 +35,11 @@ from ingest.settings import Settings
 from ingest.sources import open_source
 from ingest.sources.local import LocalSource
 from ingest.state import open_state
-from ingest.state.base import RunLayout
+from ingest.state.base import RunLayout, StateStore
 from ingest.state.claims import verify_claims
 from ingest.state.records import read_plan, read_shard
 from ingest.worker.accounting import Accounting
+from ingest.worker.budget import Budget
 from ingest.worker.checkpoint import CheckpointStore
 from ingest.worker.pacing import Limiter
 from ingest.worker.pipeline import ShardPipeline
@@ -107,6 +108,7 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
         # Without a metrics port nothing observes requests (the benchmark's "off").
         requests = RequestStats() if settings.metrics.port is not None else None
         async with (
+            _budget(store, settings, limiter, f"{run_id}.{index:05d}"),
             open_source(
                 plan.source, settings.source, readers=settings.worker.concurrency
             ) as source,
@@ -139,6 +141,20 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
                     # Let Prometheus scrape the final figures of a short-lived worker.
                     await asyncio.sleep(settings.metrics.linger_seconds)
                 return code
+
+
+def _budget(
+    store: StateStore, settings: Settings, limiter: Limiter, label: str
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """Membership of the key's budget (ingest/worker/budget.py), unless turned off."""
+    heartbeat = settings.worker.budget_heartbeat_seconds
+    key = settings.api.key.get_secret_value() if settings.api.key else ""
+    if heartbeat <= 0:
+        return contextlib.nullcontext()
+    budget = Budget(
+        store, key, settings.requests_per_minute(), limiter, label=label, heartbeat=heartbeat
+    )
+    return budget.member()
 
 
 async def _supervise(

@@ -27,7 +27,7 @@ from ingest.api.models import (
 )
 from ingest.api.observe import RequestObserver
 from ingest.errors import ItemRejected, SourceItemError
-from ingest.items import FailureCode, Outcome
+from ingest.items import FailureCode, Outcome, PendingId
 from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
 from ingest.streams import ByteStream
@@ -47,6 +47,9 @@ INLINE_RESULTS_MAX = 5
 RESULTS_PAGE = 100
 # The reason on an 'uploaded' outcome of worker.batch_results=accept.
 ACCEPTED_UNCHECKED = "accepted in a stream-batch; per-file result not fetched (no image id)"
+# The reason on an 'uploaded' outcome of worker.batch_results=list until the run resolves
+# its image id (ingest/worker/ids.py).
+ID_PENDING = "accepted in a stream-batch; image id pending (resolved after the workers)"
 
 Slot = contextlib.AbstractAsyncContextManager[object]
 """One upload request in flight (the pipeline's semaphore, ``worker.concurrency``)."""
@@ -150,6 +153,7 @@ class Uploader:
                 t.route = Route.BATCH.value
             opened: list[Transfer] = []  # in the order the body opened them
             specs = [_noting_open(self.spec(p, t), t, opened) for p, t in pairs]
+            sent = time.time()
             try:
                 async with slot:
                     r = await self.client.upload_stream_batch(
@@ -178,11 +182,15 @@ class Uploader:
                     async with slot:
                         await self._single_outcome(dataclasses.replace(p, fields=fields), t)
                 return
-            await self._batch_outcomes(pairs, r)
+            await self._batch_outcomes(pairs, r, sent, time.time())
             return
 
     async def _batch_outcomes(
-        self, pairs: list[tuple[Pending, Transfer]], r: StreamBatchUploadResponse
+        self,
+        pairs: list[tuple[Pending, Transfer]],
+        r: StreamBatchUploadResponse,
+        sent: float,
+        answered: float,
     ) -> None:
         attempts = r.attempts
         by_name = {p.fields.filename: t for p, t in pairs}
@@ -205,6 +213,14 @@ class Uploader:
             for _, accepted in pairs:
                 if accepted.outcome is None:
                     accepted.finish(Outcome.UPLOADED, reason=ACCEPTED_UNCHECKED, attempts=attempts)
+            return
+        elif self.worker.batch_results == "list" and _all_accounted(pairs, r):
+            for p, accepted in pairs:
+                if accepted.outcome is None:
+                    pending = PendingId(r.session_id, p.fields.filename, sent, answered)
+                    accepted.finish(
+                        Outcome.UPLOADED, reason=ID_PENDING, attempts=attempts, pending=pending
+                    )
             return
         else:  # every page of the session's results
             pages = self.client.iter_session_results(r.session_id, page_size=RESULTS_PAGE)

@@ -161,6 +161,37 @@ def test_failed_items_can_be_retried_as_a_new_run(tmp_path: Path, sandbox: Any) 
     assert [r["key"] for r in _report_rows(state, "r-retry")] == ["fake.jpg"]
 
 
+def test_list_mode_run_resolves_every_image_id_in_its_report_step(
+    tmp_path: Path, sandbox: Any
+) -> None:
+    """batch_results=list (opt-in): the workers leave ids pending; the report step of
+    ``run`` (orchestration/steps.py) resolves them before the report is written."""
+    n = 30
+    make_source(tmp_path / "src", n, seed=5)
+    state = tmp_path / "state"
+    env = run_env(
+        tmp_path, sandbox, INGEST_WORKER__BATCH_RESULTS="list", INGEST_WORKER__BATCH_FILES="10"
+    )
+    proc = start(
+        ["run", str(tmp_path / "src"), "--state", f"file://{state}", "--run-id", "r-list",
+         "--shards", "2", "-p", "2"],
+        env,
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    # batches of more than 5 files leave their ids pending (smaller ones answer inline);
+    # the report step's lines are the run's result: on stdout
+    (ids_line,) = [line for line in out.splitlines() if line.startswith("image ids: ")]
+    assert not ids_line.startswith("image ids: 0 ") and ids_line.endswith(", 0 not found")
+    assert "  forecast  " in err  # the plan summary's forecast line
+    rows = _report_rows(state, "r-list")
+    assert {r["outcome"] for r in rows} == {"uploaded"}
+    by_id = {f["id"]: f for f in sandbox.files()}
+    assert sorted(r["image_id"] for r in rows) == sorted(by_id)
+    for r in rows:
+        assert by_id[r["image_id"]]["size_bytes"] == int(r["size"])
+
+
 def test_run_without_source_or_state_plan_explains(tmp_path: Path, sandbox: Any) -> None:
     env = run_env(tmp_path, sandbox)
     proc = start(["run"], env)

@@ -33,9 +33,10 @@ def build(
     api: FakeApi | None = None,
     **worker: Any,
 ) -> tuple[ShardPipeline, FakeApi, FakeSource, list[ItemResult]]:
-    settings = load_settings(
-        api={"tier": "PROFESSIONAL"}, worker={"concurrency": 4, "queue_size": 8, **worker}
-    )
+    # Mode 'fetch' unless a test says otherwise: these tests follow the per-file results
+    # of each batch ('list' defers them to the run's end: tests/worker/test_ids.py).
+    worker = {"concurrency": 4, "queue_size": 8, "batch_results": "fetch", **worker}
+    settings = load_settings(api={"tier": "PROFESSIONAL"}, worker=worker)
     api = api or FakeApi()
     source = FakeSource(objects)
     got: list[ItemResult] = []

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ingest.errors import RetryableError, StateConflict
-from ingest.items import ItemResult, Outcome
+from ingest.items import FailureCode, ItemResult, Outcome, PendingId
 from ingest.state.base import RunLayout
 from ingest.state.records import Checkpoint, decode_part, encode_part, list_parts, read_results
 from ingest.worker.checkpoint import CheckpointStore
@@ -36,6 +36,8 @@ def test_parts_round_trip_including_unicode() -> None:
     rs = [
         result(0, image_id="abc"),
         result(1, Outcome.FAILED, reason="gone: é ✓", http_status=404, attempts=3),
+        result(2, Outcome.FAILED, reason="refused", code=FailureCode.REJECTED_IN_BATCH),
+        result(3, pending=PendingId("sess-1", "3.jpg", 1700000000.25, 1700000001.5)),
     ]
     data = encode_part(rs)
     assert data[:2] == b"\x1f\x8b"

@@ -68,6 +68,7 @@ def test_every_route_and_outcome_from_s3(tmp_path: Path, sandbox: Any, s3_bucket
         sandbox,
         AWS_ENDPOINT_URL=s3_bucket.endpoint_url,
         INGEST_WORKER__SMALL_FILE_MAX="4096",
+        INGEST_WORKER__BATCH_RESULTS="fetch",  # ids at once ('list': test_ids.py)
     )
     run.plan(s3_bucket.uri("src/"))
     code, err = run.work()
@@ -110,7 +111,8 @@ def test_batch_results_are_read_over_several_session_pages(
     src.mkdir()
     for i in range(23):
         (src / f"p-{i:02d}.jpg").write_bytes(make_jpeg(rng, 700 + i))
-    for k, v in {**FAST_ENV, "INGEST_WORKER__BATCH_FILES": "23"}.items():
+    env = {"INGEST_WORKER__BATCH_FILES": "23", "INGEST_WORKER__BATCH_RESULTS": "fetch"}
+    for k, v in {**FAST_ENV, **env}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("AIONVISION_BASE_URL", sandbox.base_url)
     monkeypatch.setenv("AIONVISION_API_KEY", sandbox.api_key)
@@ -172,12 +174,13 @@ def test_known_hashes_from_a_manifest_are_skipped_without_reading_the_objects(
     assert set(earlier) == {f"earlier-{n}" for n in known} | (set(bodies) - set(known))
 
 
-@pytest.mark.parametrize("mode", ["fetch", "accept"])
+@pytest.mark.parametrize("mode", ["list", "fetch", "accept"])
 def test_batch_results_fetch_or_accept(
     tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     """One batch of 12 (one not an image): 'fetch' asks the session for per-file results
-    (2 requests), 'accept' trusts the upload answer (1 request, no image ids)."""
+    (2 requests), 'accept' trusts the upload answer (1 request, no image ids), 'list'
+    too, leaving each id pending for the run's bulk resolution (1 request)."""
     rng = random.Random(12)
     src = tmp_path / "src"
     src.mkdir()
@@ -204,6 +207,9 @@ def test_batch_results_fetch_or_accept(
         assert r.outcome is Outcome.UPLOADED, r
         if mode == "fetch":
             assert (r.image_id, r.reason) == (files[name]["id"], None)
+        elif mode == "list":
+            assert (r.image_id, r.reason) == (None, uploads.ID_PENDING)
+            assert r.pending is not None and r.pending.filename == name
         else:
             assert (r.image_id, r.reason) == (None, uploads.ACCEPTED_UNCHECKED)
 
@@ -214,7 +220,8 @@ async def test_the_session_results_fetch_is_paced_by_the_limiter(sandbox: Any) -
     objects = {f"q/q-{i}.jpg": make_jpeg(rng, 1600 + i) for i in range(8)}
     items = [Item(key=k, size=len(v)) for k, v in objects.items()]
     settings = load_settings(
-        api={"base_url": sandbox.base_url, "key": sandbox.api_key, "tier": "PROFESSIONAL"}
+        api={"base_url": sandbox.base_url, "key": sandbox.api_key, "tier": "PROFESSIONAL"},
+        worker={"batch_results": "fetch"},
     )
     limiter = Limiter(1e6)
     acct = Accounting(len(items), sum(i.size for i in items))
