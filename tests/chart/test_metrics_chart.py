@@ -3,6 +3,7 @@ schemas, and the alerts proven by promtool (each fires, and does not, on made-up
 
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
 import subprocess
@@ -14,9 +15,8 @@ import yaml
 
 from tests.chart.conftest import BASE, CHART, Helm, by_kind, merge
 from tests.fixtures.prometheus import binary
+from tests.metrics.crds import crd_schema
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "metrics" / "data"
-CRDS = json.loads((DATA / "prometheus-operator-crds.json").read_text())
 METRICS = {"metrics": {"enabled": True, "pushgatewayUrl": "http://pushgateway.monitoring:9091"}}
 CRON = {"mode": "cron", "cron": {"schedule": "0 2 * * *"}}
 
@@ -42,7 +42,7 @@ def test_podmonitor_and_rule_validate_against_the_crd_schemas(helm: Helm, mode: 
     kinds = render(helm, merge(METRICS, CRON if mode == "cron" else {}))
     for kind in ("PodMonitor", "PrometheusRule"):
         (doc,) = kinds[kind]
-        jsonschema.validate(doc, CRDS[kind])
+        jsonschema.validate(doc, crd_schema(kind))
     (pm,) = kinds["PodMonitor"]
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "nightly"
@@ -52,6 +52,25 @@ def test_podmonitor_and_rule_validate_against_the_crd_schemas(helm: Helm, mode: 
         for rule in group["rules"]:
             if "alert" in rule:
                 assert len(rule["annotations"]["description"]) > 80, rule["alert"]
+
+
+def test_the_crd_schemas_refuse_a_misspelt_key_and_a_bad_duration(helm: Helm) -> None:
+    """The upstream schemas bite: what a template could get wrong fails validation."""
+    kinds = render(helm, METRICS)
+    (pm,) = kinds["PodMonitor"]
+    (rule,) = kinds["PrometheusRule"]
+    bad = copy.deepcopy(pm)
+    bad["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
+    with pytest.raises(jsonschema.ValidationError, match="intervall"):
+        jsonschema.validate(bad, crd_schema("PodMonitor"))
+    bad = copy.deepcopy(pm)
+    bad["spec"]["podMetricsEndpoints"][0]["interval"] = "soon"
+    with pytest.raises(jsonschema.ValidationError, match="soon"):
+        jsonschema.validate(bad, crd_schema("PodMonitor"))
+    bad = copy.deepcopy(rule)
+    bad["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
+    with pytest.raises(jsonschema.ValidationError, match="5 minutes"):
+        jsonschema.validate(bad, crd_schema("PrometheusRule"))
 
 
 def test_a_bad_metrics_value_is_refused_by_the_schema(helm: Helm) -> None:
