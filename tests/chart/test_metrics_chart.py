@@ -110,7 +110,7 @@ def _alert(name: str, summary: str, **labels: str) -> dict[str, Any]:
 def alert_tests() -> list[dict[str, Any]]:
     """Each alert once firing and once (or more) not, over 60 one-minute samples."""
     ok = "aion_ingest_objects_total"
-    http = "aion_ingest_http_request_duration_seconds_count"
+    http = "aion_ingest_http_requests_total"
     batch = "/user-files/upload/stream-batch"
     last = "aion_ingest_run_last_success_timestamp_seconds"
     series = [
@@ -128,10 +128,10 @@ def alert_tests() -> list[dict[str, Any]]:
         _series(ok, "0+99x60", run_id="r3", shard="0", outcome="uploaded", route="stream"),
         # 429s: r1 20% of its API requests; r2 5%; source reads do not count
         _series(http, "0+20x60", run_id="r1", shard="0", endpoint=batch, code="429"),
-        _series(http, "0+80x60", run_id="r1", shard="0", endpoint=batch, code="200"),
+        _series(http, "0+80x60", run_id="r1", shard="0", endpoint=batch, code="2xx"),
         _series(http, "0+5x60", run_id="r2", shard="0", endpoint=batch, code="429"),
-        _series(http, "0+95x60", run_id="r2", shard="0", endpoint=batch, code="200"),
-        _series(http, "0+900x60", run_id="r1", shard="0", endpoint="s3:GetObject", code="200"),
+        _series(http, "0+95x60", run_id="r2", shard="0", endpoint=batch, code="2xx"),
+        _series(http, "0+900x60", run_id="r1", shard="0", endpoint="s3:GetObject", code="2xx"),
         # quota: r1 none left; r2 100 left for 500 objects to go; r3 plenty
         _series("aion_ingest_quota_available_files", "0x60", run_id="r1"),
         _series("aion_ingest_quota_available_files", "100x60", run_id="r2"),
