@@ -57,7 +57,7 @@ def crd_schema(kind: str, version: str = "v1") -> dict[str, Any]:
     crd = yaml.safe_load((DATA / FILES[kind]).read_text())
     assert crd["spec"]["names"]["kind"] == kind
     (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
-    schema = _strict(copy.deepcopy(served["schema"]["openAPIV3Schema"]))
+    schema: dict[str, Any] = _strict(copy.deepcopy(served["schema"]["openAPIV3Schema"]))
     # what the API server adds to every object: its identity and a name
     schema["properties"]["metadata"]["required"] = ["name"]
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "spec"})
