@@ -13,8 +13,9 @@ Objects/s are over the pipeline window (from the worker's "N items" line to its 
 CPU is the worker's over the same window. Target: the median on is within 3% of off.
 
 ``--scrape-cost`` measures instead, in this process, what one scrape of a busy worker costs
-(the collector plus the text format, a worker with every outcome, route, reason, 8
-endpoints x 3 codes of latency and retries): CPU ms per scrape, which over a scrape
+(the collector plus the text format, the worst worker of tests/metrics/test_series_budget.py:
+every outcome, route and reason, 8 endpoints x every code class, every retry and S3 fallback
+cause): CPU ms per scrape, which over a scrape
 interval is the share of a core that metrics take, whatever the machine's load.
 
     .venv/bin/python bench/metrics_overhead.py                     # 3,000 x 16 KiB, 5 pairs
@@ -94,16 +95,15 @@ def scrape_cost(repeat: int = 2000) -> None:
     from ingest.metrics import names
     from ingest.metrics.requests import RequestStats
     from ingest.metrics.worker import WorkerCollector
+    from ingest.s3.lean import CAUSES
     from ingest.worker.accounting import Accounting
     from ingest.worker.pacing import Limiter
 
     acct = Accounting(100_000, 10**9)
-    for i, (outcome, route) in enumerate(
-        (o, r) for o in Outcome for r in names.ROUTES for _ in range(50)
-    ):
+    for i, (outcome, route) in enumerate(pair for pair in names.OUTCOME_ROUTES for _ in range(50)):
         t = acct.open(i, Item(f"k{i}.jpg", 1000))
         t.route = route
-        t.finish(outcome, reason="x", http_status=413 if i % 2 else None)
+        t.finish(Outcome(outcome), reason="x", http_status=413 if i % 2 else None)
         acct.close(t)
     for i in range(16):
         acct.open(10**6 + i, Item("f.jpg", 10))
@@ -116,15 +116,17 @@ def scrape_cost(repeat: int = 2000) -> None:
     endpoints += ["/uploads/check-duplicates", "/user-files/upload/stream", "presigned:PUT"]
     endpoints += ["/uploads/request-presigned-url", "/uploads/confirm"]
     for ep in endpoints:
-        for code in ("200", "429", "503"):
+        for code in ("200", "302", "404", "429", "503", "error"):
             for k in range(100):
                 stats.request_done(ep, code, k / 100)
-            stats.retrying(ep, "429")
+        for cause in names.RETRY_CAUSES:
+            stats.retrying(ep, cause)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         WorkerCollector(
             acct, run_id="r", shard=3, version="v", requests=stats, pace=Limiter(10.0),
             queues=lambda: {"dedup": 1, "batcher": 2, "singles": 3},
+            s3_fallbacks=lambda: dict.fromkeys(CAUSES, 1),
         )
     )  # fmt: skip
     text = generate_latest(registry)

@@ -51,6 +51,12 @@ def series(title: str, unit: str, *queries: prometheus.Dataquery, w: int = 8) ->
     return panel
 
 
+def rate_by(title: str, unit: str, counter: str, label: str, w: int = 8) -> timeseries.Panel:
+    """A time series of ``counter``'s rate summed by ``label``, one line per value."""
+    expr = f"sum by ({label}) (rate({counter}{{{S}}}[{RATE}]))"
+    return series(title, unit, q(expr, f"{{{{{label}}}}}"), w=w)
+
+
 def single(title: str, unit: str, query: prometheus.Dataquery, w: int = 4) -> stat.Panel:
     return stat.Panel().title(title).unit(unit).datasource(DS).height(4).span(w).with_target(query)
 
@@ -71,6 +77,7 @@ def variable(name: str, label: str, query: str) -> db.QueryVariable:
 
 def build() -> dict[str, Any]:
     lat = "aion_ingest_http_request_duration_seconds"
+    req = "aion_ingest_http_requests_total"
     d = (
         db.Dashboard("aion-ingest")
         .uid("aion-ingest")
@@ -125,24 +132,9 @@ def build() -> dict[str, Any]:
         )
         .with_row(db.Row("Throughput"))
         .with_panel(
-            series(
-                "Objects/s by outcome",
-                "ops",
-                q(
-                    f"sum by (outcome) (rate(aion_ingest_objects_total{{{S}}}[{RATE}]))",
-                    "{{outcome}}",
-                ),
-                w=12,
-            )
+            rate_by("Objects/s by outcome", "ops", "aion_ingest_objects_total", "outcome", w=12)
         )
-        .with_panel(
-            series(
-                "Bytes/s by route",
-                "Bps",
-                q(f"sum by (route) (rate(aion_ingest_bytes_total{{{S}}}[{RATE}]))", "{{route}}"),
-                w=12,
-            )
-        )
+        .with_panel(rate_by("Bytes/s by route", "Bps", "aion_ingest_bytes_total", "route", w=12))
         .with_row(db.Row("Failures"))
         .with_panel(
             series(
@@ -188,7 +180,7 @@ def build() -> dict[str, Any]:
             series(
                 "Requests by status code",
                 "reqps",
-                q(f"sum by (code) (rate({lat}_count{{{S},{API}}}[{RATE}]))", "{{code}}"),
+                q(f"sum by (code) (rate({req}{{{S},{API}}}[{RATE}]))", "{{code}}"),
                 w=12,
             )
         )
@@ -197,8 +189,8 @@ def build() -> dict[str, Any]:
                 "429 ratio",
                 "percentunit",
                 q(
-                    f'sum(rate({lat}_count{{{S},code="429"}}[{RATE}]))'
-                    f" / sum(rate({lat}_count{{{S},{API}}}[{RATE}]))",
+                    f'sum(rate({req}{{{S},code="429"}}[{RATE}]))'
+                    f" / sum(rate({req}{{{S},{API}}}[{RATE}]))",
                     "429 / requests",
                 ),
             )
@@ -210,13 +202,7 @@ def build() -> dict[str, Any]:
                 q(f"sum(aion_ingest_pacing_requests_per_second{{{S}}})", "limiter rate"),
             )
         )
-        .with_panel(
-            series(
-                "Retries by cause",
-                "ops",
-                q(f"sum by (cause) (rate(aion_ingest_retries_total{{{S}}}[{RATE}]))", "{{cause}}"),
-            )
-        )
+        .with_panel(rate_by("Retries by cause", "ops", "aion_ingest_retries_total", "cause"))
         .with_row(db.Row("Workers"))
         .with_panel(
             series(

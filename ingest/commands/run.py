@@ -111,7 +111,11 @@ async def _run_locally(
     view = ProgressView()
     planned: list[str] = [run_id] if run_id else []
     # --metrics-port: the run's series and, relayed, every worker's, on that one port.
-    relay = WorkerRelay() if settings.metrics.port is not None else None
+    relay = (
+        WorkerRelay(linger=settings.metrics.linger_seconds)
+        if settings.metrics.port is not None
+        else None
+    )
     metrics = RunMetrics(settings.metrics, relay=relay)
     launcher = LocalProcesses(
         store.uri,

@@ -40,7 +40,7 @@ class RunResult:
 def result_registry(result: RunResult) -> CollectorRegistry:
     """The pushed series of ``result`` (``run_id`` as a label on each)."""
     registry = CollectorRegistry(auto_describe=True)
-    labels = ["run_id"]
+    labels = list(n.RUN_LABELS)
 
     def gauge(name: str, doc: str, *extra: str) -> Gauge:
         return Gauge(name, doc, [*labels, *extra], registry=registry)

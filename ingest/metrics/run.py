@@ -101,12 +101,12 @@ class RunCollector(Collector):
         run = [p.run_id]
 
         def gauge(name: str, doc: str, value: float, *labels: str) -> GaugeMetricFamily:
-            fam = GaugeMetricFamily(name, doc, labels=["run_id", *labels])
+            fam = GaugeMetricFamily(name, doc, labels=[*n.RUN_LABELS, *labels])
             fam.add_metric(run, value)
             return fam
 
         fam = GaugeMetricFamily(
-            n.RUN_PHASE, "1 for the run's current phase.", labels=["run_id", "phase"]
+            n.RUN_PHASE, "1 for the run's current phase.", labels=[*n.RUN_LABELS, "phase"]
         )
         for phase in n.PHASES:
             fam.add_metric([*run, phase], 1.0 if phase == p.phase else 0.0)
@@ -115,7 +115,7 @@ class RunCollector(Collector):
         yield gauge(n.RUN_OBJECTS_DONE, "Objects of the run with an outcome.", p.objects_done)
         yield gauge(n.RUN_BYTES_PLANNED, "Bytes planned for the run.", p.bytes_planned)
         yield gauge(n.RUN_BYTES_DONE, "Bytes of objects with an outcome.", p.bytes_done)
-        fam = GaugeMetricFamily(n.RUN_SHARDS, "Shards by state.", labels=["run_id", "state"])
+        fam = GaugeMetricFamily(n.RUN_SHARDS, "Shards by state.", labels=[*n.RUN_LABELS, "state"])
         states = dict(p.shard_states)
         for state in (*n.SHARD_STATES, *sorted(set(states) - set(n.SHARD_STATES))):
             fam.add_metric([*run, state], states.get(state, 0))

@@ -108,7 +108,7 @@ class WorkerCollector(Collector):
         self.queues = queues
         self.s3_fallbacks = s3_fallbacks
         self.version = version
-        self.labels = {"run_id": run_id, "shard": str(shard)}
+        self.labels = dict(zip(n.SERIES_LABELS, (run_id, str(shard)), strict=True))
         clock = accounting.clock
         # Accounting keeps monotonic time; this turns it into a Unix timestamp.
         self._wall_offset = time.time() - clock.monotonic()
@@ -141,12 +141,11 @@ class WorkerCollector(Collector):
         # but one scrape's numbers belong together.
         by_route = dict(acct.by_route)
         bytes_by_route = dict(acct.bytes_by_route)
-        objects = self._counter(n.OBJECTS, "Objects with an outcome.", "outcome", "route")
-        nbytes = self._counter(n.BYTES, "Bytes of objects with an outcome.", "outcome", "route")
-        for outcome in n.OUTCOMES:
-            for route in n.ROUTES:
-                objects.add_metric([*base, outcome, route], by_route.get((outcome, route), 0))
-                nbytes.add_metric([*base, outcome, route], bytes_by_route.get((outcome, route), 0))
+        objects = self._counter(n.OBJECTS, "Objects with an outcome.", *n.OUTCOME_ROUTE)
+        nbytes = self._counter(n.BYTES, "Bytes of objects with an outcome.", *n.OUTCOME_ROUTE)
+        for pair in (*n.OUTCOME_ROUTES, *sorted(by_route.keys() - set(n.OUTCOME_ROUTES))):
+            objects.add_metric([*base, *pair], by_route.get(pair, 0))
+            nbytes.add_metric([*base, *pair], bytes_by_route.get(pair, 0))
         yield objects
         yield nbytes
 
@@ -159,15 +158,20 @@ class WorkerCollector(Collector):
         hist = HistogramMetricFamily(
             n.HTTP_DURATION,
             "Duration of HTTP requests (API, presigned PUT, source reads).",
-            labels=[*self.labels, "endpoint", "code"],
+            labels=[*self.labels, "endpoint"],
         )
-        for (endpoint, code), series in list(self.requests.latency.items()):
-            hist.add_metric([*base, endpoint, code], self.requests.cumulative(series), series.sum)
+        for endpoint, series in list(self.requests.latency.items()):
+            hist.add_metric([*base, endpoint], self.requests.cumulative(series), series.sum)
         yield hist
 
-        fam = self._counter(n.RETRIES, "Requests tried again, by cause.", "endpoint", "cause")
-        for (endpoint, cause), count in list(self.requests.retries.items()):
-            fam.add_metric([*base, endpoint, cause], count)
+        fam = self._counter(n.HTTP_REQUESTS, "HTTP requests by code class.", "endpoint", "code")
+        for (endpoint, code), count in list(self.requests.requests.items()):
+            fam.add_metric([*base, endpoint, code], count)
+        yield fam
+
+        fam = self._counter(n.RETRIES, "Requests tried again, by cause.", "cause")
+        for cause, count in list(self.requests.retries.items()):
+            fam.add_metric([*base, cause], count)
         yield fam
 
         rate_limited = self._counter(n.RATE_LIMITED, "HTTP 429 answers from the API.")

@@ -3,6 +3,7 @@ schemas, and the alerts proven by promtool (each fires, and does not, on made-up
 
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
 import subprocess
@@ -14,9 +15,8 @@ import yaml
 
 from tests.chart.conftest import BASE, CHART, Helm, by_kind, merge
 from tests.fixtures.prometheus import binary
+from tests.metrics.crds import crd_schema
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "metrics" / "data"
-CRDS = json.loads((DATA / "prometheus-operator-crds.json").read_text())
 METRICS = {"metrics": {"enabled": True, "pushgatewayUrl": "http://pushgateway.monitoring:9091"}}
 CRON = {"mode": "cron", "cron": {"schedule": "0 2 * * *"}}
 
@@ -42,7 +42,7 @@ def test_podmonitor_and_rule_validate_against_the_crd_schemas(helm: Helm, mode: 
     kinds = render(helm, merge(METRICS, CRON if mode == "cron" else {}))
     for kind in ("PodMonitor", "PrometheusRule"):
         (doc,) = kinds[kind]
-        jsonschema.validate(doc, CRDS[kind])
+        jsonschema.validate(doc, crd_schema(kind))
     (pm,) = kinds["PodMonitor"]
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "nightly"
@@ -52,6 +52,25 @@ def test_podmonitor_and_rule_validate_against_the_crd_schemas(helm: Helm, mode: 
         for rule in group["rules"]:
             if "alert" in rule:
                 assert len(rule["annotations"]["description"]) > 80, rule["alert"]
+
+
+def test_the_crd_schemas_refuse_a_misspelt_key_and_a_bad_duration(helm: Helm) -> None:
+    """The upstream schemas bite: what a template could get wrong fails validation."""
+    kinds = render(helm, METRICS)
+    (pm,) = kinds["PodMonitor"]
+    (rule,) = kinds["PrometheusRule"]
+    bad = copy.deepcopy(pm)
+    bad["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
+    with pytest.raises(jsonschema.ValidationError, match="intervall"):
+        jsonschema.validate(bad, crd_schema("PodMonitor"))
+    bad = copy.deepcopy(pm)
+    bad["spec"]["podMetricsEndpoints"][0]["interval"] = "soon"
+    with pytest.raises(jsonschema.ValidationError, match="soon"):
+        jsonschema.validate(bad, crd_schema("PodMonitor"))
+    bad = copy.deepcopy(rule)
+    bad["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
+    with pytest.raises(jsonschema.ValidationError, match="5 minutes"):
+        jsonschema.validate(bad, crd_schema("PrometheusRule"))
 
 
 def test_a_bad_metrics_value_is_refused_by_the_schema(helm: Helm) -> None:
@@ -91,7 +110,7 @@ def _alert(name: str, summary: str, **labels: str) -> dict[str, Any]:
 def alert_tests() -> list[dict[str, Any]]:
     """Each alert once firing and once (or more) not, over 60 one-minute samples."""
     ok = "aion_ingest_objects_total"
-    http = "aion_ingest_http_request_duration_seconds_count"
+    http = "aion_ingest_http_requests_total"
     batch = "/user-files/upload/stream-batch"
     last = "aion_ingest_run_last_success_timestamp_seconds"
     series = [
@@ -109,10 +128,10 @@ def alert_tests() -> list[dict[str, Any]]:
         _series(ok, "0+99x60", run_id="r3", shard="0", outcome="uploaded", route="stream"),
         # 429s: r1 20% of its API requests; r2 5%; source reads do not count
         _series(http, "0+20x60", run_id="r1", shard="0", endpoint=batch, code="429"),
-        _series(http, "0+80x60", run_id="r1", shard="0", endpoint=batch, code="200"),
+        _series(http, "0+80x60", run_id="r1", shard="0", endpoint=batch, code="2xx"),
         _series(http, "0+5x60", run_id="r2", shard="0", endpoint=batch, code="429"),
-        _series(http, "0+95x60", run_id="r2", shard="0", endpoint=batch, code="200"),
-        _series(http, "0+900x60", run_id="r1", shard="0", endpoint="s3:GetObject", code="200"),
+        _series(http, "0+95x60", run_id="r2", shard="0", endpoint=batch, code="2xx"),
+        _series(http, "0+900x60", run_id="r1", shard="0", endpoint="s3:GetObject", code="2xx"),
         # quota: r1 none left; r2 100 left for 500 objects to go; r3 plenty
         _series("aion_ingest_quota_available_files", "0x60", run_id="r1"),
         _series("aion_ingest_quota_available_files", "100x60", run_id="r2"),

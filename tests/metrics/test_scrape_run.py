@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pathlib
 import sys
 import time
@@ -31,22 +30,18 @@ from tests.metrics.promql import (
     metric_names,
     rule_groups,
 )
+from tests.metrics.runs import ingest_env
 from tests.run.helpers import make_source
 
 RUN = "mrun"
 LABELS = {"namespace": "imports", "release": "nightly"}
 
 
-def _env(tmp: pathlib.Path, sandbox: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "AIONVISION_"))}
-    env.pop("JOB_COMPLETION_INDEX", None)
-    env.update(
-        AIONVISION_BASE_URL=sandbox.base_url,
-        AIONVISION_API_KEY=sandbox.api_key,
-        INGEST_API__TIER="ENTERPRISE",
+def _env(sandbox: Any) -> dict[str, str]:
+    return ingest_env(
+        sandbox,
         INGEST_API__BACKOFF_BASE="0.05",
         INGEST_API__BACKOFF_MAX="0.5",
-        INGEST_FILTERS__SUPPORTED_ONLY="false",
         INGEST_WORKER__BATCH_FILES="5",
         INGEST_WORKER__CONCURRENCY="2",
         # 2 workers x 5 requests/s against a sandbox that allows 6/s: 429s
@@ -56,7 +51,6 @@ def _env(tmp: pathlib.Path, sandbox: Any) -> dict[str, str]:
         INGEST_METRICS__LINGER_SECONDS="4",
         INGEST_LOG__FORMAT="json",
     )
-    return env
 
 
 async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -83,7 +77,7 @@ async def test_prometheus_scrapes_a_real_run_and_agrees_with_the_report(
 ) -> None:
     src, state = tmp_path / "src", tmp_path / "state"
     files = make_source(src, 240)
-    env = _env(tmp_path, sandbox)
+    env = _env(sandbox)
     code, out = await _run(
         "plan", str(src), "--state", f"file://{state}", "--run-id", RUN, "--shards", "2", env=env
     )
