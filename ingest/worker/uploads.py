@@ -99,18 +99,18 @@ class Uploader:
             finally:
                 self._count_earlier([t])
 
-    async def _single_outcome(self, p: Pending, t: Transfer, sent: Sent | None = None) -> None:
+    async def _single_outcome(self, p: Pending, t: Transfer, record: Sent | None = None) -> None:
         t.route = p.fields.route.value
         try:
-            await self._single(p, t, sent)
+            await self._single(p, t, record)
         except (ItemRejected, SourceItemError) as exc:
             _failed(t, exc)
 
-    async def _single(self, p: Pending, t: Transfer, sent: Sent | None = None) -> None:
+    async def _single(self, p: Pending, t: Transfer, record: Sent | None = None) -> None:
         w = self.worker
         spec = self.spec(p, t)
-        if sent is None:
-            sent = await self._intend(p.fields.route.value, [p])
+        if record is None:
+            record = await self._intend(p.fields.route.value, [p])
         if p.fields.route is Route.PRESIGNED:
             confirmed = await self.client.upload_presigned(
                 spec,
@@ -131,7 +131,7 @@ class Uploader:
         )
         if r.skipped:
             image_id = r.skipped_existing_image_id or r.image_id
-            await self._skipped(sent, [(p, t, image_id)], r.attempts, retried=r.attempts > 1)
+            await self._skipped(record, [(p, t, image_id)], r.attempts, retried=r.attempts > 1)
         else:
             t.finish(Outcome.UPLOADED, image_id=r.image_id, attempts=r.attempts)
             self._observed(t)
@@ -157,7 +157,7 @@ class Uploader:
     async def _batch(self, pairs: list[tuple[Pending, Transfer]], slot: Slot) -> None:
         w = self.worker
         # one intent record for the request and any re-send of its files below
-        sent = await self._intend(Route.BATCH.value, [p for p, _ in pairs])
+        record = await self._intend(Route.BATCH.value, [p for p, _ in pairs])
         rounds = 0
         while pairs:
             rounds += 1
@@ -191,18 +191,18 @@ class Uploader:
                 for p, t in pairs:
                     fields = dataclasses.replace(p.fields, route=Route.STREAM)
                     async with slot:
-                        await self._single_outcome(dataclasses.replace(p, fields=fields), t, sent)
+                        await self._single_outcome(dataclasses.replace(p, fields=fields), t, record)
                 return
             # a body broken by an unreadable file may have left the files before it stored
-            await self._batch_outcomes(pairs, r, sent, resent=rounds > 1)
+            await self._batch_outcomes(pairs, r, record=record, resent=rounds > 1)
             return
 
     async def _batch_outcomes(
         self,
         pairs: list[tuple[Pending, Transfer]],
         r: StreamBatchUploadResponse,
-        sent: Sent | None = None,
         *,
+        record: Sent | None = None,
         resent: bool = False,
     ) -> None:
         attempts = r.attempts
@@ -250,7 +250,7 @@ class Uploader:
             else:
                 t.finish(Outcome.UPLOADED, image_id=res.image_id, attempts=attempts)
                 self._observed(t)
-        await self._skipped(sent, skips, attempts, retried=attempts > 1 or resent)
+        await self._skipped(record, skips, attempts, retried=attempts > 1 or resent)
         for _, t in pairs:
             if t.outcome is None:
                 # The API accepted the request but named no result for this file: record
@@ -272,7 +272,7 @@ class Uploader:
 
     async def _skipped(
         self,
-        sent: Sent | None,
+        record: Sent | None,
         skips: Sequence[tuple[Pending, Transfer, str | None]],
         attempts: int,
         *,
@@ -282,9 +282,9 @@ class Uploader:
         log_ = self.intents
         asked = (
             []
-            if log_ is None or sent is None
+            if log_ is None or record is None
             else [
-                Skip(p.ordinal, image_id, log_.since(sent, p.ordinal))
+                Skip(p.ordinal, image_id, log_.since(record, p.ordinal))
                 for p, _, image_id in skips
                 if log_.questioned(p.ordinal, retried=retried)
             ]
