@@ -348,6 +348,14 @@ class WorkerSettings(_Group):
     flush_items: int = Field(
         500, ge=1, description="Write results and the checkpoint after this many outcomes."
     )
+    clock_skew_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How far the API's clock may be from the workers' (seconds). After a "
+        "crash or a lost answer, a re-sent file answered 'skipped' is reported 'uploaded' "
+        "when the server created that file at or after this run first sent it, minus this "
+        "margin; a file created earlier stays 'skipped_duplicate'.",
+    )
     stop_seconds: float = Field(
         20.0,
         gt=0,

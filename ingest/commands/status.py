@@ -7,15 +7,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Sequence
 
 from ingest.logs import redact
 from ingest.orchestration.local import default_state_uri
 from ingest.orchestration.progress import RunProgress, RunTracker
-from ingest.report import build_report
+from ingest.report import ShardStatus, build_report
 from ingest.settings import Settings
 from ingest.state import open_state
-from ingest.state.base import RunLayout
-from ingest.state.records import read_plan
+from ingest.state.base import RunLayout, StateStore
+from ingest.state.claims import backed_claims
+from ingest.state.records import RunPlan, read_checkpoint, read_plan
+
+# Shards whose results are read at once to check their checkpoints' claims (each read holds
+# one shard's outcomes in memory).
+CLAIM_READS = 4
 
 
 async def status_command(
@@ -35,7 +41,7 @@ async def status_command(
         if sample_seconds > 0 and any(s.state == "in progress" for s in progress.shards):
             await asyncio.sleep(sample_seconds)
             progress = await tracker.sample()
-        statuses = progress.shards
+        statuses = await _backed(store, plan, progress.shards)
         report = await store.get(RunLayout(run_id).report_json)
     done = sum(s.done for s in statuses)
     if as_json:
@@ -59,9 +65,35 @@ async def status_command(
             f"{s.index:>5}  {f'{s.done:,}/{s.items:,}':>15}  {pct:>5.1f}%  {s.state:<12} "
             f"{s.worker or '-':<13} {s.updated_at or '-'}"
         )
+    for s, claimed in zip(statuses, progress.shards, strict=True):
+        if s.done < claimed.done:
+            print(
+                f"shard {s.index}: its checkpoint claims {claimed.done:,} done, its results "
+                f"hold {s.done:,}; 'aion-ingest resume {run_id}' redoes the rest"
+            )
     if report:
         print(f"report: {state_uri.rstrip('/')}/{RunLayout(run_id).report_csv}")
     return 0
+
+
+async def _backed(
+    store: StateStore, plan: RunPlan, statuses: Sequence[ShardStatus]
+) -> list[ShardStatus]:
+    """``statuses`` with each shard's done count cut to the outcomes its results hold, as
+    the report counts them (a deleted or damaged part, a checkpoint edited by hand): status
+    and the report never disagree. Reads the results of every shard with progress."""
+    layout = RunLayout(plan.run_id)
+    gate = asyncio.Semaphore(CLAIM_READS)
+
+    async def one(s: ShardStatus) -> ShardStatus:
+        if s.done == 0:
+            return s
+        async with gate:
+            claimed = await read_checkpoint(store, plan.run_id, s.index)
+            backed = await backed_claims(store, layout, s.index, claimed)
+        return dataclasses.replace(s, done=min(backed.count(), s.items))
+
+    return list(await asyncio.gather(*(one(s) for s in statuses)))
 
 
 async def report_command(run_id: str, settings: Settings, *, failed_only: bool) -> int:

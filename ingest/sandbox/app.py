@@ -56,6 +56,7 @@ class Route:
     handler: Handler
     style: Style = "nested"
     body: bool = False  # streams a big body: drop faults apply
+    stores: bool = False  # stores files: its answer may be lost after (drop_response_rate)
 
 
 def _route(method: str, path: str, handler: Handler, **kw: Any) -> Route:
@@ -64,14 +65,14 @@ def _route(method: str, path: str, handler: Handler, **kw: Any) -> Route:
 
 
 ROUTES: list[Route] = [
-    _route("POST", "/user-files/upload/stream", uploads.stream, body=True),
-    _route("POST", "/user-files/upload/stream-batch", uploads.stream_batch, body=True),
+    _route("POST", "/user-files/upload/stream", uploads.stream, body=True, stores=True),
+    _route("POST", "/user-files/upload/stream-batch", uploads.stream_batch, body=True, stores=True),
     _route("GET", "/user-files", queries.list_user_files, style="flat"),
     _route("GET", "/user-files/{image_id}", queries.get_user_file, style="flat"),
     _route("GET", "/uploads/quota-check", queries.quota_check),
     _route("POST", "/uploads/check-duplicates", queries.check_duplicates),
     _route("POST", "/uploads/request-presigned-url", presigned.request_url),
-    _route("POST", "/uploads/confirm", presigned.confirm),
+    _route("POST", "/uploads/confirm", presigned.confirm, stores=True),
     _route("POST", "/uploads/batch-prepare", presigned.batch_prepare),
     _route("POST", "/uploads/batch-confirm", presigned.batch_confirm),
     _route("GET", "/uploads/batch/{batch_id}/status", queries.batch_status),
@@ -209,6 +210,8 @@ class Sandbox:
             if latency > 0:
                 await asyncio.sleep(latency / 1000.0)
             doc = await route.handler(self, req)
+            if route.stores and self.faults.draw_drop_response():
+                raise DropConnection  # stored, and the answer lost on the way back
         except (ApiError, ValidationFailed) as exc:
             return await self._error(send, req, exc, style or _style_of(req.path))
         return await self._respond(send, req, 200, doc)

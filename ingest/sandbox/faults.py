@@ -30,6 +30,12 @@ _FLAGS: tuple[tuple[str, type, str], ...] = (
     ("error_rate", float, "fraction of requests answered 500/502/503"),
     ("latency_ms", float, "added latency per request"),
     ("drop_rate", float, "fraction of uploads whose connection drops mid-body"),
+    (
+        "drop_response_rate",
+        float,
+        "fraction of uploads (stream, stream-batch, confirm) stored, then answered by a "
+        "dropped connection (a proxy losing the answer)",
+    ),
     ("presign_fail_rate", float, "fraction of presigned PUTs answered 500"),
     ("seed", int, "seed of the fault generator"),
 )
@@ -56,6 +62,9 @@ class Faults:
     latency_ms: float = 0.0
     #: fraction of requests with a body whose connection is dropped mid-body
     drop_rate: float = 0.0
+    #: fraction of uploads stored by the server whose answer is then lost (connection
+    #: closed without a response): the client cannot know its upload succeeded
+    drop_response_rate: float = 0.0
     #: fraction of presigned PUTs answered 500
     presign_fail_rate: float = 0.0
     seed: int = 0
@@ -76,7 +85,13 @@ class Faults:
         return new
 
     def validate(self) -> None:
-        for name in ("rate_limit_fraction", "error_rate", "drop_rate", "presign_fail_rate"):
+        for name in (
+            "rate_limit_fraction",
+            "error_rate",
+            "drop_rate",
+            "drop_response_rate",
+            "presign_fail_rate",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise FaultsError(f"{name} must be a fraction between 0 and 1, got {value!r}")
@@ -117,6 +132,7 @@ class Faults:
             error_rate=float(args.fault_error_rate),
             latency_ms=float(args.fault_latency_ms),
             drop_rate=float(args.fault_drop_rate),
+            drop_response_rate=float(args.fault_drop_response_rate),
             presign_fail_rate=float(args.fault_presign_fail_rate),
             seed=int(args.fault_seed),
         )
@@ -202,6 +218,11 @@ class FaultState:
 
     def draw_drop(self) -> bool:
         return self.faults.drop_rate > 0 and self.rng.random() < self.faults.drop_rate
+
+    def draw_drop_response(self) -> bool:
+        """Lose this upload's answer after it was stored. Draws only when the fault is on."""
+        rate = self.faults.drop_response_rate
+        return rate > 0 and self.rng.random() < rate
 
     def draw_presign_fail(self) -> bool:
         f = self.faults

@@ -96,6 +96,13 @@ class RunLayout:
     def results_part(self, index: int, part: int) -> str:
         return f"{self.results_dir(index)}/part-{part:06d}.jsonl.gz"
 
+    def intents_dir(self, index: int) -> str:
+        """Shard ``index``'s intent records: what a worker sent and may not have recorded."""
+        return f"{self.root}/intents/{index:05d}"
+
+    def intent(self, index: int, worker_id: str, seq: int) -> str:
+        return f"{self.intents_dir(index)}/{worker_id}-{seq:08d}.json"
+
     @property
     def report_json(self) -> str:
         return f"{self.root}/report.json"

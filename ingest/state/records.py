@@ -26,6 +26,7 @@ from ingest.state.base import RunLayout, StateStore
 
 PLAN_FORMAT = 1
 CHECKPOINT_FORMAT = 1
+INTENT_FORMAT = 1
 _PART_RE = re.compile(r"part-(\d+)\.jsonl\.gz$")
 
 
@@ -439,4 +440,72 @@ async def read_results(
             continue
         for result in results:
             out[result.ordinal] = result
+    return out
+
+
+# -- intent records: what a worker is about to send, written before the request ----------
+
+
+@dataclasses.dataclass(frozen=True)
+class IntentRecord:
+    """One upload request a worker is about to send: the shard's ordinals it carries (in
+    request order) and when (Unix seconds, the worker's clock), written before the request
+    so a worker that restarts after a crash knows what its predecessor had sent.
+
+    The ordinal names the item: the shard file is immutable (run.json holds its ETag) and
+    the request's bytes are the planned object's (S3 reads carry ``If-Match`` on the
+    planned ETag), so ordinal + shard is the key, content and size of what was sent.
+    Written with create (never rewritten) under ``intents/<index>/<worker>-<seq>.json``;
+    deleted once the checkpoint covers every ordinal it names.
+    """
+
+    worker_id: str
+    seq: int
+    sent_at: float
+    route: str
+    ordinals: tuple[int, ...]
+
+    def to_bytes(self) -> builtins.bytes:
+        doc = {
+            "v": INTENT_FORMAT,
+            "worker": self.worker_id,
+            "seq": self.seq,
+            "at": self.sent_at,
+            "route": self.route,
+            "o": list(self.ordinals),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: builtins.bytes) -> IntentRecord:
+        try:
+            doc = json.loads(data)
+            if doc.get("v") != INTENT_FORMAT:
+                raise ValueError(f"unknown intent format {doc.get('v')!r}")
+            return cls(
+                worker_id=str(doc["worker"]),
+                seq=int(doc["seq"]),
+                sent_at=float(doc["at"]),
+                route=str(doc["route"]),
+                ordinals=tuple(int(o) for o in doc["o"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"unreadable intent record: {exc}") from None
+
+
+async def read_intents(
+    store: StateStore, layout: RunLayout, index: int
+) -> list[tuple[str, IntentRecord | None]]:
+    """(path, record) of every intent record of shard ``index``, oldest first by
+    (sent_at, path); record None for a file that cannot be read (a write cut short)."""
+    out: list[tuple[str, IntentRecord | None]] = []
+    async for path in store.list(layout.intents_dir(index) + "/"):
+        blob = await store.get(path)
+        if blob is None:  # listed, then deleted by the worker that wrote it
+            continue
+        try:
+            out.append((path, IntentRecord.from_bytes(blob.data)))
+        except ValueError:
+            out.append((path, None))
+    out.sort(key=lambda pr: (pr[1].sent_at if pr[1] else 0.0, pr[0]))
     return out

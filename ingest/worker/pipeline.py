@@ -137,8 +137,12 @@ class ShardPipeline:
         async with self.in_flight:
             answer = await self.uploader.client.check_duplicates(hashes)
         known = {h.lower() for h in answer.duplicates}
+        intents = self.uploader.intents
         for p in group:
-            if p.item.sha256 in known:
+            # an item an earlier worker sent may be held because we stored it: re-send it
+            # and let its "skipped" answer be judged (ingest/worker/intents.py)
+            sent_before = intents is not None and intents.prior(p.ordinal) is not None
+            if p.item.sha256 in known and not sent_before:
                 self.accounting.record(
                     p.ordinal, p.item, Outcome.SKIPPED_DUPLICATE, reason="hash already held"
                 )

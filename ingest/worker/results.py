@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ingest.errors import StateConflict
 from ingest.items import ItemResult
@@ -71,6 +71,8 @@ class ResultsWriter:
         self._checkpoint_due = False
         self.parts_written = 0
         self.results_written = 0
+        # called after each checkpoint save (the intent records it covers are deleted)
+        self.on_saved: Callable[[Checkpoint], Awaitable[object]] | None = None
 
     async def open(self) -> None:
         """Continue numbering after the highest existing part (a restart, or a zombie's)."""
@@ -119,6 +121,8 @@ class ResultsWriter:
                 return 0
             await self.checkpoints.save(self.checkpoint)
             self._checkpoint_due = False
+            if self.on_saved is not None:
+                await self.on_saved(self.checkpoint)
             log.debug(
                 "flushed %d results of shard %d (part %d)",
                 len(batch),

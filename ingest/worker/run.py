@@ -41,6 +41,7 @@ from ingest.state.records import read_plan, read_shard
 from ingest.worker.accounting import Accounting
 from ingest.worker.budget import Budget
 from ingest.worker.checkpoint import CheckpointStore
+from ingest.worker.intents import IntentLog
 from ingest.worker.pacing import Limiter
 from ingest.worker.pipeline import ShardPipeline
 from ingest.worker.progress import Progress
@@ -87,6 +88,15 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             flush_items=settings.worker.flush_items,
         )
         await writer.open()
+        intents = IntentLog(
+            store,
+            layout,
+            index,
+            checkpoints.worker_id,
+            clock_skew=settings.worker.clock_skew_seconds,
+        )
+        await intents.load()
+        writer.on_saved = intents.forget
         accounting = Accounting(len(items), sum(i.size for i in items), sink=writer.add)
         done = [i for o, i in enumerate(items) if checkpoint.is_done(o)]
         accounting.resumed(len(done), sum(i.size for i in done))
@@ -114,7 +124,9 @@ async def work(settings: Settings, run_id: str, index: int) -> ExitCode:
             ) as source,
             AionClient(settings.api, pacer=limiter.request, observer=requests) as client,
         ):
-            uploader = Uploader(client, source, w, accounting, limiter, observer=requests)
+            uploader = Uploader(
+                client, source, w, accounting, limiter, observer=requests, intents=intents
+            )
             uploader.source_endpoint = "file:read" if isinstance(source, LocalSource) else S3_GET
             pipeline = ShardPipeline(
                 enumerate(items),

@@ -34,6 +34,7 @@ from ingest.streams import ByteStream
 from ingest.worker.accounting import Accounting, Transfer
 from ingest.worker.batcher import Pending
 from ingest.worker.failures import failure_code
+from ingest.worker.intents import IntentLog, Sent, Skip
 from ingest.worker.naming import Route
 from ingest.worker.pacing import Limiter
 from ingest.worker.uploads_api import UploadsApi
@@ -67,6 +68,8 @@ class Uploader:
     limiter: Limiter
     observer: RequestObserver | None = None  # metrics: hears how long source reads take
     source_endpoint: str = "source:read"  # how source reads are named to the observer
+    # what this run sent before each request (ingest/worker/intents.py); None: not recorded
+    intents: IntentLog | None = None
 
     def spec(self, p: Pending, transfer: Transfer) -> FileSpec:
         """The file as the client sees it: re-opened from the source for every attempt."""
@@ -94,18 +97,23 @@ class Uploader:
 
     async def send_single(self, p: Pending) -> None:
         with self.accounting.transfer(p.ordinal, p.item) as t:
-            await self._single_outcome(p, t)
+            try:
+                await self._single_outcome(p, t)
+            finally:
+                self._count_earlier([t])
 
-    async def _single_outcome(self, p: Pending, t: Transfer) -> None:
+    async def _single_outcome(self, p: Pending, t: Transfer, record: Sent | None = None) -> None:
         t.route = p.fields.route.value
         try:
-            await self._single(p, t)
+            await self._single(p, t, record)
         except (ItemRejected, SourceItemError) as exc:
             _failed(t, exc)
 
-    async def _single(self, p: Pending, t: Transfer) -> None:
+    async def _single(self, p: Pending, t: Transfer, record: Sent | None = None) -> None:
         w = self.worker
         spec = self.spec(p, t)
+        if record is None:
+            record = await self._intend(p.fields.route.value, [p])
         if p.fields.route is Route.PRESIGNED:
             confirmed = await self.client.upload_presigned(
                 spec,
@@ -114,6 +122,7 @@ class Uploader:
                 checksum=p.item.sha256,
             )
             t.finish(Outcome.UPLOADED, image_id=confirmed.upload_id, attempts=confirmed.attempts)
+            self._observed(t)
             return
         r = await self.client.upload_stream(
             spec,
@@ -125,9 +134,10 @@ class Uploader:
         )
         if r.skipped:
             image_id = r.skipped_existing_image_id or r.image_id
-            t.finish(Outcome.SKIPPED_DUPLICATE, image_id=image_id, attempts=r.attempts)
+            await self._skipped(record, [(p, t, image_id)], r.attempts, retried=r.attempts > 1)
         else:
             t.finish(Outcome.UPLOADED, image_id=r.image_id, attempts=r.attempts)
+            self._observed(t)
 
     async def send_batch(self, batch: Sequence[Pending], slot: Slot | None = None) -> None:
         """Send ``batch``, holding ``slot`` only while an upload request is out.
@@ -143,12 +153,17 @@ class Uploader:
                 list(zip(batch, transfers, strict=True)), slot or contextlib.nullcontext()
             )
         finally:
+            self._count_earlier(transfers)
             for t in transfers:
                 self.accounting.close(t)
 
     async def _batch(self, pairs: list[tuple[Pending, Transfer]], slot: Slot) -> None:
         w = self.worker
+        # one intent record for the request and any re-send of its files below
+        record = await self._intend(Route.BATCH.value, [p for p, _ in pairs])
+        rounds = 0
         while pairs:
+            rounds += 1
             for _, t in pairs:
                 t.route = Route.BATCH.value
             opened: list[Transfer] = []  # in the order the body opened them
@@ -180,9 +195,12 @@ class Uploader:
                 for p, t in pairs:
                     fields = dataclasses.replace(p.fields, route=Route.STREAM)
                     async with slot:
-                        await self._single_outcome(dataclasses.replace(p, fields=fields), t)
+                        await self._single_outcome(dataclasses.replace(p, fields=fields), t, record)
                 return
-            await self._batch_outcomes(pairs, r, sent, time.time())
+            # a body broken by an unreadable file may have left the files before it stored
+            await self._batch_outcomes(
+                pairs, r, sent, time.time(), record=record, resent=rounds > 1
+            )
             return
 
     async def _batch_outcomes(
@@ -191,9 +209,14 @@ class Uploader:
         r: StreamBatchUploadResponse,
         sent: float,
         answered: float,
+        *,
+        record: Sent | None = None,
+        resent: bool = False,
     ) -> None:
         attempts = r.attempts
         by_name = {p.fields.filename: t for p, t in pairs}
+        pending_by_name = {p.fields.filename: p for p, _ in pairs}
+        skips: list[tuple[Pending, Transfer, str | None]] = []
         for rej in r.rejections or []:
             if rej.index is not None and 0 <= rej.index < len(pairs):
                 rejected: Transfer | None = pairs[rej.index][1]
@@ -231,7 +254,7 @@ class Uploader:
                 continue
             if getattr(res, "skipped", False) or res.status == "skipped":
                 image_id = getattr(res, "skipped_existing_image_id", None) or res.image_id
-                t.finish(Outcome.SKIPPED_DUPLICATE, image_id=image_id, attempts=attempts)
+                skips.append((pending_by_name[res.filename], t, image_id))
             elif res.status == "failed" or getattr(res, "error", None):
                 reason = getattr(res, "error", None) or getattr(res, "error_message", None)
                 t.finish(
@@ -242,6 +265,8 @@ class Uploader:
                 )
             else:
                 t.finish(Outcome.UPLOADED, image_id=res.image_id, attempts=attempts)
+                self._observed(t)
+        await self._skipped(record, skips, attempts, retried=attempts > 1 or resent)
         for _, t in pairs:
             if t.outcome is None:
                 # The API accepted the request but named no result for this file: record
@@ -252,6 +277,56 @@ class Uploader:
                     attempts=1,
                     code=FailureCode.NO_RESULT,
                 )
+
+    # --- intent records (ingest/worker/intents.py) -----------------------------------------
+
+    async def _intend(self, route: str, items: Sequence[Pending]) -> Sent | None:
+        """Record what is about to be sent, before sending it (one store write)."""
+        if self.intents is None:
+            return None
+        return await self.intents.sent(route, [p.ordinal for p in items])
+
+    async def _skipped(
+        self,
+        record: Sent | None,
+        skips: Sequence[tuple[Pending, Transfer, str | None]],
+        attempts: int,
+        *,
+        retried: bool,
+    ) -> None:
+        """Answers "skipped": a real duplicate, or our own upload whose answer was lost."""
+        log_ = self.intents
+        asked = (
+            []
+            if log_ is None or record is None
+            else [
+                Skip(p.ordinal, image_id, log_.since(record, p.ordinal))
+                for p, _, image_id in skips
+                if log_.questioned(p.ordinal, retried=retried)
+            ]
+        )
+        verdicts = {} if not asked or log_ is None else await log_.settle(asked, self.client)
+        for p, t, image_id in skips:
+            v = verdicts.get(p.ordinal)
+            if v is not None and v.ours:
+                t.finish(Outcome.UPLOADED, image_id=image_id, reason=v.reason, attempts=attempts)
+            else:
+                reason = None if v is None else v.reason
+                t.finish(
+                    Outcome.SKIPPED_DUPLICATE, image_id=image_id, reason=reason, attempts=attempts
+                )
+
+    def _observed(self, t: Transfer) -> None:
+        if self.intents is not None and t.image_id:
+            self.intents.observed(t.image_id)
+
+    def _count_earlier(self, transfers: Sequence[Transfer]) -> None:
+        """Add the requests earlier workers sent to each outcome's attempts."""
+        if self.intents is None:
+            return
+        for t in transfers:
+            if t.outcome is not None:
+                t.attempts = self.intents.attempts(t.ordinal, t.attempts)
 
 
 def _noting_open(spec: FileSpec, t: Transfer, opened: list[Transfer]) -> FileSpec:

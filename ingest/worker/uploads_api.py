@@ -18,6 +18,7 @@ from typing import Protocol
 from ingest.api.files import FileSpec
 from ingest.api.models import (
     DuplicateCheckResponse,
+    ListUserFilesResponse,
     StreamBatchUploadResponse,
     StreamingUploadResponse,
     UploadConfirmationResponse,
@@ -69,6 +70,13 @@ class UploadsApi(Protocol):
         checksum: str | None,
     ) -> UploadConfirmationResponse:
         """Request a URL, PUT, confirm; the same idempotency key gives the same upload."""
+        ...
+
+    async def list_user_files(
+        self, *, limit: int = 100, ids: Sequence[str] = ()
+    ) -> ListUserFilesResponse:
+        """``GET /user-files?ids=...``: the files with these ids (their ``created_at``);
+        asked only to judge a re-send's "skipped" answer (``ingest/worker/intents.py``)."""
         ...
 
     def iter_session_results(

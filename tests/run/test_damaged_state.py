@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,16 @@ def test_damaged_parts_and_shards_and_lying_checkpoints(tmp_path: Path, sandbox:
     # checks the claims against the results and redoes the items without one.
     for p in (root / "results" / "00001").glob("part-*"):
         p.unlink()
+    # 16: status and the report agree: neither counts shard 1's items as done
+    code, err = _cli(["report", run, *st], env)
+    assert code == 0, err[-3000:]
+    reported = sum(1 for r in _rows(state, run) if r["reason"] != "not_processed")
+    proc = start(["status", run, *st, "--json"], env)
+    out, err = proc.communicate(timeout=200)
+    assert proc.returncode == 0, err[-3000:]
+    status = json.loads(out)
+    assert status["done"] == reported < n
+    assert [s["state"] for s in status["shards"]][1] != "complete"
     code, err = _cli(["resume", run, *st], env)
     assert code == 0, err[-3000:]
     rows = _rows(state, run)

@@ -148,6 +148,21 @@ def test_connection_dropped_mid_body(sandbox):
         assert c.post(STREAM, files={"file": ("a.jpg", data)}).status_code == 200
 
 
+def test_answer_lost_after_the_upload_was_stored(sandbox):
+    """drop_response_rate: the server stores the file, then the answer never arrives; the
+    client's retry (with skip_duplicates) is answered 'skipped' with the stored id."""
+    sandbox.set_faults(drop_response_rate=1.0)
+    data = jpeg(2, 64 * 1024)
+    with sandbox.client() as c, pytest.raises(httpx.TransportError):
+        c.post(STREAM, files={"file": ("a.jpg", data)})
+    assert sandbox.stats()["dropped"] == 1
+    [stored] = sandbox.files()
+    sandbox.set_faults(drop_response_rate=0.0)
+    with sandbox.client() as c:
+        r = c.post(STREAM, files={"file": ("a.jpg", data)}, data={"skip_duplicates": "true"})
+    assert r.json()["skipped_existing_image_id"] == stored["id"]
+
+
 def test_reset_restores_the_start_faults(sandbox_factory):
     sb = sandbox_factory(faults={"error_rate": 1.0, "error_statuses": [502]})
     assert _statuses(sb, 1) == [502]

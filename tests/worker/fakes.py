@@ -10,6 +10,7 @@ never answers.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from ingest.api.files import FileSpec
 from ingest.api.models import (
     DuplicateCheckResponse,
+    ListUserFilesResponse,
     StreamBatchFileResult,
     StreamBatchUploadResponse,
     StreamingUploadResponse,
@@ -85,8 +87,20 @@ class FakeApi:
         if h in self.files and skip:
             return self.files[h]["id"], True
         fid = str(uuid.uuid4())
-        self.files[h] = {"id": fid, "filename": name, "size": len(data), **meta}
+        created = dt.datetime.now(dt.UTC).isoformat()
+        self.files[h] = {"id": fid, "filename": name, "size": len(data), "created": created}
+        self.files[h].update(meta)
         return fid, False
+
+    async def list_user_files(
+        self, *, limit: int = 100, ids: Sequence[str] = ()
+    ) -> ListUserFilesResponse:
+        self.requests.append(f"list:{len(ids)}")
+        held = [f for f in self.files.values() if f["id"] in set(ids)][:limit]
+        files = [{"id": f["id"], "size_bytes": f["size"], "created_at": f["created"]} for f in held]
+        return ListUserFilesResponse.model_validate(
+            {"files": files, "total_count": len(files), "has_more": False}
+        )
 
     async def upload_stream(
         self,

@@ -205,11 +205,18 @@ def test_a_presigned_upload_killed_then_rerun_is_stored_once(
         assert w.alive(), w.stderr()
         w.send(signal.SIGKILL)
         w.wait()
+        cp = run.checkpoint()
+        [scan] = [o for o, item in enumerate(run.items()) if item.key == "scan.pdf"]
+        resent = cp is None or not cp.is_done(scan)
         run.finish()
     finally:
         run.stop_all()
     big = [f for f in sandbox.files() if f["size_bytes"] == BIG]
     assert [f["sha256"] for f in big] == [sha.hexdigest()]
+    # the killed worker's intent record counts its request: a re-send is attempt 2
+    result = run.results()[scan]
+    assert (result.outcome, result.image_id) == (Outcome.UPLOADED, big[0]["id"])
+    assert result.attempts == (2 if resent else 1), result
     assert_exactly_once(run, sandbox, {"scan.pdf"} | {_name(i) for i in range(20)})
 
 
