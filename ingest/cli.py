@@ -70,11 +70,11 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.commands.plan import plan_command
 
-    return asyncio.run(
-        plan_command(
-            args.source, settings, run_id=args.run_id, as_json=args.json, dry_run=args.dry_run
-        )
+    dry_run, limit = args.dry_run, args.limit
+    plan = plan_command(
+        args.source, settings, run_id=args.run_id, as_json=args.json, dry_run=dry_run, limit=limit
     )
+    return asyncio.run(plan)
 
 
 def _cmd_work(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,6 +143,13 @@ def _add_plan_parser(sub: Any) -> None:
     _add_plan_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--dry-run", action="store_true", help="compute and print; write nothing")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="with --dry-run: stop listing after N objects (a quick preflight of the source, "
+        "the API key and the quota; the summary says the listing was cut short)",
+    )
     p.set_defaults(func=_cmd_plan)
 
 

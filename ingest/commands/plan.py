@@ -9,7 +9,7 @@ import sys
 
 from ingest.errors import ConfigError
 from ingest.planning.forecast import forecast_lines
-from ingest.planning.planner import plan_source
+from ingest.planning.planner import check_limit, plan_source
 from ingest.planning.runid import check_run_id
 from ingest.planning.summary import render_json, render_text
 from ingest.settings import Settings
@@ -23,10 +23,16 @@ async def plan_command(
     run_id: str | None = None,
     as_json: bool = False,
     dry_run: bool = False,
+    limit: int | None = None,
 ) -> int:
-    """Plan and print; returns the exit code (errors propagate as IngestError)."""
+    """Plan and print; returns the exit code (errors propagate as IngestError).
+
+    ``limit`` (with ``dry_run``) stops the listing after that many objects: a preflight
+    of the source, the key and the quota that takes seconds on any bucket."""
     if run_id is not None:
         check_run_id(run_id)  # before anything is opened: a typo is a usage error
+    if limit is not None:
+        check_limit(limit, dry_run)
     async with contextlib.AsyncExitStack() as stack:
         store: StateStore | None = None
         if settings.state:
@@ -35,11 +41,14 @@ async def plan_command(
             raise ConfigError(
                 "no state store given; pass --state URI or set INGEST_STATE (or use --dry-run)"
             )
-        outcome = await plan_source(source_uri, settings, store, run_id=run_id, dry_run=dry_run)
+        outcome = await plan_source(
+            source_uri, settings, store, run_id=run_id, dry_run=dry_run, limit=limit
+        )
+    cut = outcome.cut_short_at
     if as_json:
-        json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri), sys.stdout)
+        json.dump(render_json(outcome.plan, outcome.status, outcome.state_uri, cut), sys.stdout)
         print()
     else:
         extra = forecast_lines(outcome.plan, settings)
-        print(render_text(outcome.plan, outcome.status, outcome.state_uri, extra))
+        print(render_text(outcome.plan, outcome.status, outcome.state_uri, extra, cut))
     return 0

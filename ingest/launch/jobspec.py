@@ -42,6 +42,11 @@ CREATOR_ANNOTATION = "aion-ingest/coordinator-uid"
 # after helm upgrade) replaces a running Job instead of watching a stale one.
 TEMPLATE_ANNOTATION = "aion-ingest/template-digest"
 WORKERS_OWNER_ANNOTATION = "aion-ingest/workers-owner"
+# On the worker pod template: a digest of the workers' ConfigMap (its INGEST_* settings,
+# which the pods read through envFrom) less the keys no worker reads. So a `helm upgrade`
+# that changes only what the coordinator uses keeps a running worker Job, and one that
+# changes what the workers read replaces it (the template digest covers this annotation).
+CONFIG_ANNOTATION = "aion-ingest/config-digest"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 WORKER_COMPONENT = "worker"
 WORKER_CONTAINER = "worker"
@@ -73,8 +78,18 @@ _CONTROLLER_LABELS = ("batch.kubernetes.io/", "controller-uid", "job-name", "pod
 # Annotations that describe one pod rather than configure it. Read from a live pod, an
 # injector's "already injected" mark (sidecar.istio.io/status,
 # vault.hashicorp.com/agent-inject-status) would stop it injecting into the workers.
+# Helm's ``checksum/*`` convention marks the coordinator's own config revision: the worker
+# template would change with any ConfigMap key (CONFIG_ANNOTATION covers the workers' keys).
 _POD_ANNOTATIONS = re.compile(
-    r"^(batch\.kubernetes\.io/|kubectl\.kubernetes\.io/|aion-ingest/)|status$"
+    r"^(batch\.kubernetes\.io/|kubectl\.kubernetes\.io/|aion-ingest/|checksum/)|status$"
+)
+# ConfigMap keys no worker reads: the planner's and the launcher's settings (what the
+# launcher gives the workers, it writes into the Job spec, which the digest covers) and the
+# coordinator's end-of-run Pushgateway push. tests/launch/test_rerun.py checks that the
+# worker's code reads none of them.
+COORDINATOR_ONLY_KEYS = re.compile(
+    r"^INGEST_((PLAN|FILTERS|KUBERNETES)__.+|METRICS__(PUSHGATEWAY_URL|PUSH_TIMEOUT))$",
+    re.IGNORECASE,
 )
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -82,6 +97,13 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 def _digest(text: str, n: int = 10) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def workers_config_digest(data: Mapping[str, str]) -> str:
+    """16 hex digits for what the workers read of a ConfigMap: its keys less the
+    coordinator's (:data:`COORDINATOR_ONLY_KEYS`)."""
+    kept = {k: v for k, v in data.items() if not COORDINATOR_ONLY_KEYS.match(k)}
+    return _digest(json.dumps(kept, sort_keys=True, separators=(",", ":")), 16)
 
 
 def job_name(prefix: str, run_id: str) -> str:
@@ -182,6 +204,7 @@ class CoordinatorPodInfo:
     owner: OwnerRef | None = None
     workers_owner: OwnerRef | None = None
     workers_owner_name: str | None = None  # the ConfigMap named by the pod, UID not yet read
+    workers_config: str | None = None  # workers_config_digest() of that ConfigMap, once read
 
     @classmethod
     def from_pod(
@@ -395,8 +418,11 @@ def build_worker_job(
     if info.termination_grace_period_seconds is not None:  # 0 is a value
         pod_spec["terminationGracePeriodSeconds"] = info.termination_grace_period_seconds
     template_meta: Manifest = {"labels": dict(labels)}
-    if info.annotations:
-        template_meta["annotations"] = dict(info.annotations)
+    pod_annotations = dict(info.annotations)
+    if info.workers_config:
+        pod_annotations[CONFIG_ANNOTATION] = info.workers_config
+    if pod_annotations:
+        template_meta["annotations"] = pod_annotations
     job_body: Manifest = {
         "completionMode": "Indexed",
         "completions": spec.completions,

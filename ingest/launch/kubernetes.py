@@ -49,6 +49,7 @@ from ingest.launch.jobspec import (
     job_name,
     job_verdict,
     run_label,
+    workers_config_digest,
 )
 from ingest.launch.semantics import Verdict, VerdictKind
 from ingest.settings import KubernetesSettings
@@ -154,9 +155,9 @@ class KubernetesLauncher:
                     template = (job.get("spec") or {}).get("template")
                     info = CoordinatorPodInfo.from_pod(plain, template=template)
             if info.workers_owner_name:
+                owner, data = await self._config_map(namespace, info.workers_owner_name)
                 info = dataclasses.replace(
-                    info,
-                    workers_owner=await self._config_map_owner(namespace, info.workers_owner_name),
+                    info, workers_owner=owner, workers_config=workers_config_digest(data)
                 )
         else:
             info = CoordinatorPodInfo(namespace=_own_namespace())
@@ -165,17 +166,20 @@ class KubernetesLauncher:
             info = dataclasses.replace(info, namespace="default")
         return info
 
-    async def _config_map_owner(self, namespace: str, name: str) -> OwnerRef:
+    async def _config_map(self, namespace: str, name: str) -> tuple[OwnerRef, dict[str, str]]:
+        """The release's ConfigMap as the workers' owner, and its data (their settings)."""
         try:
             found = await asyncio.to_thread(
                 self.clients.core.read_namespaced_config_map, name, namespace
             )
         except (ApiException, *_NETWORK_ERRORS) as exc:
             raise translate(exc, f"read the ConfigMap {namespace}/{name}") from None
-        uid = _uid(self.clients.plain(found))
+        plain = self.clients.plain(found)
+        uid = _uid(plain)
         if not uid:  # pragma: no cover - the API server always sets one
             raise RetryableError(f"the ConfigMap {namespace}/{name} has no uid yet")
-        return OwnerRef(name=name, uid=uid, kind="ConfigMap", api_version="v1")
+        owner = OwnerRef(name=name, uid=uid, kind="ConfigMap", api_version="v1")
+        return owner, dict(plain.get("data") or {})
 
     # -- create once ---------------------------------------------------------------
 

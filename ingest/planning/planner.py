@@ -18,6 +18,11 @@ spool, and the plan records the new / changed / unchanged counts. A previous run
 import whose ledger merge never happened is merged first (:func:`finish_pending`), and
 this run is registered as pending before ``run.json`` exists, so a crash before its own
 merge is finished by the next run.
+
+A dry run may stop the listing after ``limit`` objects (``plan --dry-run --limit N``, the
+chart's ``helm test`` preflight): it checks S3 access, the key and the quota in seconds
+on any bucket, and the outcome says the listing was cut short. A plan that would be run
+always reads the whole listing, so a limit without a dry run is refused.
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ class PlanOutcome:
     plan: RunPlan
     status: Status
     state_uri: str | None = None
+    # The listing was stopped after this many objects (a dry run's ``limit``), so the
+    # counts, shards and quota answer cover those alone; None: the whole source was read.
+    cut_short_at: int | None = None
 
 
 async def make_plan(
@@ -86,12 +94,16 @@ async def make_plan(
     quota_check: QuotaCheck | None = None,
     skipped_records: Callable[[], int] | None = None,
     dry_run: bool = False,
+    limit: int | None = None,
 ) -> PlanOutcome:
     """Plan ``items`` into run ``run_id`` (a new id when None) in ``store``.
 
-    ``store`` may be None only for a dry run. Raises FatalError when quota-check says the
-    run cannot proceed (unless ``plan.ignore_quota``), ConfigError for a bad run id.
+    ``store`` may be None only for a dry run. ``limit`` (a dry run only) stops reading
+    ``items`` after that many. Raises FatalError when quota-check says the run cannot
+    proceed (unless ``plan.ignore_quota``), ConfigError for a bad run id or limit.
     """
+    if limit is not None:
+        check_limit(limit, dry_run)
     run_id = check_run_id(run_id) if run_id else new_run_id()
     layout = RunLayout(run_id)
     if store is None and not dry_run:
@@ -118,8 +130,9 @@ async def make_plan(
         join = None
         if ledger and store is not None:
             join = await _open_join(store, ledger, settings.plan.changed, Path(tmp), dry_run)
+        head = _Head(limit)
         stats, filtered, listed = await _spool_listing(
-            items, item_filter, spool, cost, dropped, join
+            head.of(items), item_filter, spool, cost, dropped, join
         )
         quota = await _ask_quota(quota_check, stats.items, settings)
         n = shard_count(stats.items, stats.bytes, stats.half_max_cost, cost, settings.plan.shards)
@@ -151,7 +164,8 @@ async def make_plan(
             plan.unchanged = counts["unchanged"]
         if dry_run or store is None:
             await _write_shards(plan, spool, stats, n, cost, None, layout)
-            return PlanOutcome(plan, "dry_run", store.uri if store else None)
+            cut = limit if head.cut_short else None
+            return PlanOutcome(plan, "dry_run", store.uri if store else None, cut)
         stale = [p async for p in store.list(f"{layout.root}/shards/")]
         if stale:
             log.warning(
@@ -180,6 +194,45 @@ async def make_plan(
     for path in sorted(set(stale) - written):  # an interrupted attempt's shards
         await store.delete(path)
     return PlanOutcome(plan, "completed" if stale else "planned", store.uri)
+
+
+def check_limit(limit: int, dry_run: bool) -> int:
+    """``limit`` if usable: at least 1, and only in a dry run (ConfigError otherwise)."""
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if not dry_run:
+        raise ConfigError(
+            f"--limit {limit} plans only the first objects of the source, which a run must "
+            "never take for the whole: add --dry-run (a preflight), or drop --limit"
+        )
+    return limit
+
+
+class _Head:
+    """The first ``limit`` items of a listing (all of it when None). The listing is
+    closed as soon as one more item shows it holds more (``cut_short``): S3 stops listing."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.cut_short = False
+
+    def of(self, items: AsyncIterator[Item]) -> AsyncIterator[Item]:
+        return items if self.limit is None else self._first(items, self.limit)
+
+    async def _first(self, items: AsyncIterator[Item], limit: int) -> AsyncIterator[Item]:
+        taken = 0
+        try:
+            async for item in items:
+                if taken == limit:
+                    self.cut_short = True
+                    log.info("listing cut short after %d objects (the limit)", limit)
+                    return
+                taken += 1
+                yield item
+        finally:
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def settings_digest(settings: Settings) -> str:
@@ -380,12 +433,16 @@ async def plan_source(
     run_id: str | None = None,
     dry_run: bool = False,
     items: AsyncIterator[Item] | None = None,
+    limit: int | None = None,
 ) -> PlanOutcome:
     """Open the source, filters and API client, and plan into ``store``.
 
     ``items`` replaces the source's listing (a retry of a report's failed rows); the
-    source URI is still recorded, since workers read the objects from it.
+    source URI is still recorded, since workers read the objects from it. ``limit``: see
+    :func:`make_plan`.
     """
+    if limit is not None:
+        check_limit(limit, dry_run)  # before the source is opened
     from ingest.sources import Filter, absolute_uri, open_source, problems_of
 
     source_uri = absolute_uri(source_uri)
@@ -414,4 +471,5 @@ async def plan_source(
             quota_check=quota_check,
             skipped_records=lambda: problems_of(source).count,
             dry_run=dry_run,
+            limit=limit,
         )

@@ -27,14 +27,20 @@ def _spread(values: list[int], fmt: Any = str) -> str:
 
 
 def render_text(
-    plan: RunPlan, status: str, state_uri: str | None, extra: Sequence[str] = ()
+    plan: RunPlan,
+    status: str,
+    state_uri: str | None,
+    extra: Sequence[str] = (),
+    cut_short_at: int | None = None,
 ) -> str:
-    """The summary; ``extra`` lines (the forecast: ingest/planning/forecast.py) go last."""
+    """The summary; ``extra`` lines (the forecast: ingest/planning/forecast.py) go last;
+    ``cut_short_at``: the listing stopped after that many objects."""
     filtered = ", ".join(f"{k} {v:,}" for k, v in plan.filtered.items()) or "none"
     sizes = " | ".join(f"{k} {v:,}" for k, v in plan.histogram.items())
     lines = [
         f"run {plan.run_id}: {_HEADLINES.get(status, status)}",
         f"  source    {plan.source}",
+        *_cut_short_lines(cut_short_at),
         f"  objects   {plan.items:,} planned ({human_bytes(plan.bytes)}) of {plan.listed:,} listed",
         f"  filtered  {filtered}",
         *_ledger_lines(plan),
@@ -49,6 +55,15 @@ def render_text(
         lines.append(f"  state     {state_uri.rstrip('/')}/runs/{plan.run_id}/run.json")
     lines.extend(extra)
     return "\n".join(lines)
+
+
+def _cut_short_lines(cut_short_at: int | None) -> list[str]:
+    if cut_short_at is None:
+        return []
+    return [
+        f"  limit     listing cut short after {cut_short_at:,} objects (--limit): the source "
+        "holds more; the counts, shards and quota below cover these only"
+    ]
 
 
 def _ledger_lines(plan: RunPlan) -> list[str]:
@@ -72,5 +87,8 @@ def _quota_line(quota: dict[str, Any] | None) -> str:
     return text + (f" ({quota['message']})" if quota.get("message") else "")
 
 
-def render_json(plan: RunPlan, status: str, state_uri: str | None) -> dict[str, Any]:
-    return {"status": status, "state": state_uri, **plan.to_json()}
+def render_json(
+    plan: RunPlan, status: str, state_uri: str | None, cut_short_at: int | None = None
+) -> dict[str, Any]:
+    """``cut_short_at``: the listing stopped after that many objects (null: all read)."""
+    return {"status": status, "state": state_uri, "cut_short_at": cut_short_at, **plan.to_json()}

@@ -295,7 +295,10 @@ def test_preflight_is_a_helm_test_of_the_source(helm: Helm) -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     spec = pod["spec"]
     (c,) = spec["containers"]
-    assert c["args"] == ["plan", "s3://photos/2024/", "--dry-run", "--include", "*.jpg"]
+    assert c["args"] == [
+        *("plan", "s3://photos/2024/", "--dry-run", "--limit", "50"),
+        *("--include", "*.jpg"),
+    ]
     coordinator = coordinator_pod_spec(docs_of(kinds))
     # the coordinator's identity, settings, secrets, volumes and scheduling
     for key in ("env", "envFrom", "volumeMounts", "securityContext", "image"):

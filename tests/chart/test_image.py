@@ -4,9 +4,12 @@ labels, installs from the wheelhouse only. tests/image builds and runs it (`make
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 import re
 import subprocess
+import sys
 import tomllib
 
 from tests.chart.conftest import ROOT
@@ -92,3 +95,69 @@ def test_lock_covers_the_project_and_agrees_with_itself() -> None:
         blocks = re.split(r"^(?=\S+==)", (ROOT / "requirements" / path).read_text(), flags=re.M)
         unhashed = [b.split()[0] for b in blocks[1:] if "--hash=sha256:" not in b]
         assert not unhashed, f"{path}: pins without hashes: {unhashed}"
+
+
+FAKE_DOCKER = """#!/usr/bin/env python3
+import json, os, sys
+# docker buildx imagetools inspect REF --format '{{json .Manifest}}', from a JSON file
+registry = json.load(open(os.environ["FAKE_REGISTRY"]))
+ref = sys.argv[4]
+if ref not in registry:
+    sys.exit(f"ERROR: {ref}: not found")
+print(json.dumps(registry[ref]))
+"""
+
+
+def _index(digest: str, *platforms: str) -> dict[str, object]:
+    """An image index as buildx describes it, with one manifest per "os/arch"."""
+    manifests = []
+    for n, platform in enumerate(platforms):
+        os_name, arch = platform.split("/")[:2]
+        entry = {"os": os_name, "architecture": arch}
+        manifests.append({"digest": f"sha256:{n:064x}", "platform": entry})
+    media = "application/vnd.oci.image.index.v1+json"
+    return {"mediaType": media, "digest": digest, "manifests": manifests}
+
+
+def _check_base(
+    tmp_path: pathlib.Path, registry: dict[str, object], *args: str
+) -> subprocess.CompletedProcess[str]:
+    docker = tmp_path / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    env = {**os.environ, "DOCKER": str(docker), "FAKE_REGISTRY": str(tmp_path / "registry.json")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "base_image.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_the_base_pin_is_checked_against_the_registry(tmp_path: pathlib.Path) -> None:
+    """scripts/base_image.py (the release workflow and a weekly one run it): the pinned
+    digest must be the tag's multi-arch index; a tag that moved is a warning, or an error
+    with --strict. The registry is a fake `docker` here (no registry access)."""
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)@(\S+)$", DOCKERFILE.read_text(), re.M)
+    assert base is not None
+    tag, digest = base.groups()
+    pinned = _index(digest, "linux/amd64", "linux/arm64", "linux/arm/v7")
+    current = _check_base(tmp_path, {f"{tag}@{digest}": pinned, tag: pinned}, "--strict")
+    assert current.returncode == 0, current.stdout
+    assert "the pin is current" in current.stdout
+    newer = "sha256:" + "e" * 64
+    moved = {f"{tag}@{digest}": pinned, tag: _index(newer, "linux/amd64", "linux/arm64")}
+    warned = _check_base(tmp_path, moved)
+    assert warned.returncode == 0 and warned.stdout.startswith("::warning::")
+    assert f"ARG PYTHON_IMAGE={tag}@{newer}" in warned.stdout
+    assert _check_base(tmp_path, moved, "--strict").stdout.startswith("::error::")
+    one_arch = _check_base(
+        tmp_path, {f"{tag}@{digest}": _index(digest, "linux/amd64"), tag: pinned}
+    )
+    assert one_arch.returncode == 1 and "missing linux/arm64" in one_arch.stdout
+    unknown = _check_base(tmp_path, {tag: pinned})
+    assert unknown.returncode == 1
+    assert unknown.stdout.count("\n") == 1 and "the registry does not serve" in unknown.stdout

@@ -107,6 +107,19 @@ def _alert(name: str, summary: str, **labels: str) -> dict[str, Any]:
     }
 
 
+def _cases(
+    name: str, quiet: str | None, fires: str, summary: str, **labels: str
+) -> list[dict[str, Any]]:
+    """promtool cases: alert ``name`` silent at ``quiet`` (if given), firing at ``fires``."""
+    silent = [{"eval_time": quiet, "alertname": name, "exp_alerts": []}] if quiet else []
+    firing = {
+        "eval_time": fires,
+        "alertname": name,
+        "exp_alerts": [_alert(name, summary, **labels)],
+    }
+    return [*silent, firing]
+
+
 def alert_tests() -> list[dict[str, Any]]:
     """Each alert once firing and once (or more) not, over 60 one-minute samples."""
     ok = "aion_ingest_objects_total"
@@ -140,76 +153,52 @@ def alert_tests() -> list[dict[str, Any]]:
         _series("aion_ingest_run_objects_planned", "1000x60", run_id="r3"),
         _series("aion_ingest_run_objects_done", "500x60", run_id="r3"),
     ]
-    early = 20
-    late = 40
+    late = "40m"
     return [
         {
             "interval": "1m",
             "input_series": series,
             "alert_rule_test": [
-                {"eval_time": f"{early}m", "alertname": "AionIngestRunStalled", "exp_alerts": []},
-                {
-                    "eval_time": f"{late}m",
-                    "alertname": "AionIngestRunStalled",
-                    "exp_alerts": [
-                        _alert(
-                            "AionIngestRunStalled",
-                            "Run r1 made no progress for 30 minutes",
-                            run_id="r1",
-                            severity="critical",
-                        )
-                    ],
-                },
-                {"eval_time": "3m", "alertname": "AionIngestHighFailureRatio", "exp_alerts": []},
-                {
-                    "eval_time": f"{late}m",
-                    "alertname": "AionIngestHighFailureRatio",
-                    "exp_alerts": [
-                        _alert(
-                            "AionIngestHighFailureRatio",
-                            "10% of run r1's objects failed in 15 minutes (over 0.05)",
-                            run_id="r1",
-                            severity="warning",
-                        )
-                    ],
-                },
-                {"eval_time": "8m", "alertname": "AionIngestRateLimitStorm", "exp_alerts": []},
-                {
-                    "eval_time": f"{late}m",
-                    "alertname": "AionIngestRateLimitStorm",
-                    "exp_alerts": [
-                        _alert(
-                            "AionIngestRateLimitStorm",
-                            "20% of run r1's API requests are answered 429 (over 0.1)",
-                            run_id="r1",
-                            severity="warning",
-                        )
-                    ],
-                },
-                {
-                    "eval_time": f"{late}m",
-                    "alertname": "AionIngestQuotaExhausted",
-                    "exp_alerts": [
-                        _alert(
-                            "AionIngestQuotaExhausted",
-                            "The API key's upload quota is exhausted (run r1)",
-                            run_id="r1",
-                            severity="critical",
-                        )
-                    ],
-                },
-                {
-                    "eval_time": f"{late}m",
-                    "alertname": "AionIngestQuotaWillRunOut",
-                    "exp_alerts": [
-                        _alert(
-                            "AionIngestQuotaWillRunOut",
-                            "Run r2 has more objects left than the quota allows",
-                            run_id="r2",
-                            severity="warning",
-                        )
-                    ],
-                },
+                *_cases(
+                    "AionIngestRunStalled",
+                    "20m",
+                    late,
+                    "Run r1 made no progress for 30 minutes",
+                    run_id="r1",
+                    severity="critical",
+                ),
+                *_cases(
+                    "AionIngestHighFailureRatio",
+                    "3m",
+                    late,
+                    "10% of run r1's objects failed in 15 minutes (over 0.05)",
+                    run_id="r1",
+                    severity="warning",
+                ),
+                *_cases(
+                    "AionIngestRateLimitStorm",
+                    "8m",
+                    late,
+                    "20% of run r1's API requests are answered 429 (over 0.1)",
+                    run_id="r1",
+                    severity="warning",
+                ),
+                *_cases(
+                    "AionIngestQuotaExhausted",
+                    None,
+                    late,
+                    "The API key's upload quota is exhausted (run r1)",
+                    run_id="r1",
+                    severity="critical",
+                ),
+                *_cases(
+                    "AionIngestQuotaWillRunOut",
+                    None,
+                    late,
+                    "Run r2 has more objects left than the quota allows",
+                    run_id="r2",
+                    severity="warning",
+                ),
             ],
         },
         {
@@ -218,21 +207,14 @@ def alert_tests() -> list[dict[str, Any]]:
                 {"series": f'{last}{{release="nightly",run_id="c1"}}', "values": "3600x40"},
                 {"series": f'{last}{{release="other",run_id="c9"}}', "values": "0x40"},
             ],
-            "alert_rule_test": [
-                {"eval_time": "20h", "alertname": "AionIngestNoRecentSuccess", "exp_alerts": []},
-                {
-                    "eval_time": "28h",
-                    "alertname": "AionIngestNoRecentSuccess",
-                    "exp_alerts": [
-                        _alert(
-                            "AionIngestNoRecentSuccess",
-                            "No successful scheduled import of nightly for 26 hours",
-                            release="nightly",
-                            severity="warning",
-                        )
-                    ],
-                },
-            ],
+            "alert_rule_test": _cases(
+                "AionIngestNoRecentSuccess",
+                "20h",
+                "28h",
+                "No successful scheduled import of nightly for 26 hours",
+                release="nightly",
+                severity="warning",
+            ),
         },
     ]
 

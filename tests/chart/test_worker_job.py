@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
-from ingest.launch.jobspec import CoordinatorPodInfo, OwnerRef, build_worker_job
+from ingest.launch.jobspec import (
+    CONFIG_ANNOTATION,
+    TEMPLATE_ANNOTATION,
+    CoordinatorPodInfo,
+    OwnerRef,
+    build_worker_job,
+    workers_config_digest,
+)
 from ingest.settings import load_settings
-from tests.chart.conftest import BASE, Helm, by_kind
+from tests.chart.conftest import BASE, Helm, by_kind, merge
 from tests.chart.test_chart import VALUE_SETS, coordinator_pod_spec, validate_all
 
 CONFIG_MAP_UID = "3f0c9b1e-0000-4000-8000-00000000c0f1"
@@ -32,7 +39,9 @@ def coordinator_info(docs: list[dict[str, Any]], settings: Any) -> CoordinatorPo
     info = CoordinatorPodInfo.from_pod(coordinator_pod(docs), template=coordinator_template(docs))
     if info.workers_owner_name:
         owner = OwnerRef(info.workers_owner_name, CONFIG_MAP_UID, "ConfigMap", "v1")
-        info = dataclasses.replace(info, workers_owner=owner)
+        data = by_kind(docs)["ConfigMap"][0]["data"]
+        config = workers_config_digest(data)
+        info = dataclasses.replace(info, workers_owner=owner, workers_config=config)
     return info.with_settings(settings.kubernetes)
 
 
@@ -115,15 +124,20 @@ def test_worker_job_inherits_the_coordinator_pod(
     labels = job["metadata"]["labels"]
     assert labels["app.kubernetes.io/instance"] == "nightly"
     assert labels["app.kubernetes.io/component"] == "worker"
-    # podLabels and podAnnotations (and the config checksum) reach the worker pods
+    # podLabels and podAnnotations reach the worker pods; the coordinator's config checksum
+    # does not: the digest of what the workers read of the ConfigMap stands for it
     template = coordinator_template(docs)["metadata"]
     worker_meta = job["spec"]["template"]["metadata"]
     for key, value in (VALUE_SETS[name].get("podLabels") or {}).items():
         assert worker_meta["labels"][key] == labels[key] == value
-    assert worker_meta["annotations"] == {
-        k: v for k, v in template["annotations"].items() if not k.startswith("aion-ingest/")
+    annotations = dict(worker_meta.get("annotations") or {})
+    assert (annotations.pop(CONFIG_ANNOTATION, None) is None) == (info.workers_owner is None)
+    assert annotations == {
+        k: v
+        for k, v in template["annotations"].items()
+        if not k.startswith(("aion-ingest/", "checksum/"))
     }
-    assert set(VALUE_SETS[name].get("podAnnotations") or {}) <= set(worker_meta["annotations"])
+    assert set(VALUE_SETS[name].get("podAnnotations") or {}) <= set(annotations)
     (owner,) = job["metadata"]["ownerReferences"]
     if VALUE_SETS[name].get("mode") == "cron":  # the coordinator Job: history limits clean up
         assert owner == {
@@ -160,3 +174,63 @@ def test_every_job_field_set_is_valid(helm: Helm, monkeypatch: pytest.MonkeyPatc
     assert job["spec"]["parallelism"] == 3
     validate_all([job])
     assert BASE["run"]["state"] in str(docs)
+
+
+def worker_template_digest(helm: Helm, values: dict[str, Any], mp: pytest.MonkeyPatch) -> str:
+    """The template digest of the worker Job a release with ``values`` would build."""
+    docs = helm.template(values)
+    with mp.context() as m:
+        settings = settings_from_configmap(docs, m)
+    info = coordinator_info(docs, settings)
+    job = build_worker_job(info, settings.kubernetes, run_id="r", state_uri="s3://s/p", shards=9)
+    return str(job["metadata"]["annotations"][TEMPLATE_ANNOTATION])
+
+
+UPGRADE_BASE = merge(BASE, {"metrics": {"enabled": True}, "workers": {"resources": {}}})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"metrics": {"pushgatewayUrl": "http://pushgateway.monitoring:9091"}},
+        {"metrics": {"alerts": {"stalledMinutes": 60}, "podMonitor": {"interval": "30s"}}},
+        {"coordinator": {"activeDeadlineSeconds": 400000, "backoffLimit": 5}},
+        {"run": {"settings": {"INGEST_KUBERNETES__PROGRESS_SECONDS": "60"}}},
+        {"run": {"settings": {"INGEST_PLAN__MAX_ITEMS_PER_SHARD": "500"}}},
+        {"run": {"settings": {"INGEST_FILTERS__MIN_SIZE": "1KiB"}}},
+        {"preflight": {"limit": 10}},
+        # the workers have their own resources: the coordinator's are its own
+        {
+            "workers": {"resources": {"limits": {"memory": "2Gi"}}},
+            "resources": {"requests": {"cpu": "2"}},
+        },
+    ],
+)
+def test_an_upgrade_of_coordinator_values_keeps_the_running_worker_job(
+    helm: Helm, change: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """helm upgrade changing only what the coordinator uses: the worker template digest is
+    the same, so a running worker Job is kept (KubernetesLauncher.reusable)."""
+    base = merge(UPGRADE_BASE, {"workers": change.get("workers", {})})
+    before = worker_template_digest(helm, base, monkeypatch)
+    assert worker_template_digest(helm, merge(base, change), monkeypatch) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"run": {"settings": {"INGEST_WORKER__CONCURRENCY": "8"}}},
+        {"metrics": {"lingerSeconds": 5}},
+        {"metrics": {"port": 9500}},
+        {"s3": {"endpointUrl": "https://minio.example:9000"}},
+        {"workers": {"parallelism": 8}},
+        {"podAnnotations": {"karpenter.sh/do-not-disrupt": "true"}},
+        # no workers.resources: the workers inherit the coordinator's
+        {"resources": {"limits": {"memory": "2Gi"}}},
+    ],
+)
+def test_an_upgrade_of_what_the_workers_read_replaces_the_worker_job(
+    helm: Helm, change: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = worker_template_digest(helm, UPGRADE_BASE, monkeypatch)
+    assert worker_template_digest(helm, merge(UPGRADE_BASE, change), monkeypatch) != before

@@ -10,16 +10,29 @@ no garbage collector: the tests set UIDs as the API server would and play its de
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import copy
 import dataclasses
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
 import uuid
 from typing import Any
 
 import kmock
 import pytest
 
-from ingest.launch.jobspec import CREATOR_ANNOTATION, Manifest, job_name
+from ingest.launch.jobspec import (
+    CONFIG_ANNOTATION,
+    COORDINATOR_ONLY_KEYS,
+    CREATOR_ANNOTATION,
+    Manifest,
+    job_name,
+    workers_config_digest,
+)
 from ingest.launch.kubernetes import Clients, KubernetesLauncher
 from ingest.settings import Settings, load_settings
 from tests.orchestration.test_coordinator import NS, coordinator_pod
@@ -36,6 +49,9 @@ class Release:
     revision: int
     config_map_uid: str
     pod_annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    config: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {"INGEST_STATE": "s3://state/runs"}
+    )
 
     @property
     def job(self) -> str:
@@ -56,7 +72,7 @@ class Release:
         """The coordinator Job's pod template, as the chart renders it."""
         base = coordinator_pod()
         annotations = {
-            "checksum/config": "c0ffee",
+            "checksum/config": checksum(self.config),  # the whole ConfigMap, as Helm's
             "aion-ingest/workers-owner": f"ConfigMap/{CONFIG_MAP}",
             "sidecar.istio.io/inject": "false",
             **self.pod_annotations,
@@ -70,7 +86,7 @@ class Release:
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {"name": CONFIG_MAP, "namespace": NS, "uid": self.config_map_uid},
-                "data": {"INGEST_STATE": "s3://state/runs"},
+                "data": self.config,
             }
             await asyncio.to_thread(clients.core.create_namespaced_config_map, NS, body)
         template = self.template()
@@ -110,12 +126,19 @@ class Release:
         await asyncio.to_thread(clients.core.delete_namespaced_pod, self.pod, NS)
 
     async def upgrade(self, clients: Clients, **changes: Any) -> Release:
-        """The next revision: Helm deletes this coordinator Job, keeps the ConfigMap."""
+        """The next revision: Helm deletes this coordinator Job, updates the ConfigMap."""
         await asyncio.to_thread(clients.batch.delete_namespaced_job, self.job, NS)
         await asyncio.to_thread(clients.core.delete_namespaced_pod, self.pod, NS)
         new = dataclasses.replace(self, revision=self.revision + 1, **changes)
+        if new.config != self.config:
+            patch = {"data": new.config}
+            await asyncio.to_thread(clients.core.patch_namespaced_config_map, CONFIG_MAP, NS, patch)
         await new.install(clients, config_map=False)
         return new
+
+
+def checksum(config: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
 def _controller_stamped(template: Manifest, uid: str) -> Manifest:
@@ -162,9 +185,13 @@ async def assign_uid(clients: Clients, job: Manifest) -> None:
     meta["uid"] = uid
 
 
-async def installed(clients: Clients) -> tuple[Release, Manifest]:
+async def installed(
+    clients: Clients, config: dict[str, str] | None = None
+) -> tuple[Release, Manifest]:
     """A release at revision 1 whose coordinator created the worker Job."""
     release = Release(1, "c0000000-0000-4000-8000-000000000001")
+    if config is not None:
+        release = dataclasses.replace(release, config=config)
     await release.install(clients)
     return release, await launch(clients, release)
 
@@ -213,9 +240,10 @@ async def test_workers_inherit_the_template_and_are_owned_by_the_configmap(
     assert not {"controller-uid", "job-name", "batch.kubernetes.io/controller-uid"} & set(
         template["labels"]
     )
+    # not the coordinator's checksum/config: the digest of what the workers read of it
     assert template["annotations"] == {
-        "checksum/config": "c0ffee",
         "sidecar.istio.io/inject": "false",
+        CONFIG_ANNOTATION: workers_config_digest(release.config),
     }
 
 
@@ -263,14 +291,43 @@ async def test_a_complete_run_is_never_rerun(
     assert not job_deletes(kmock)
 
 
+WORKER_CONFIG = {"INGEST_STATE": "s3://state/runs", "INGEST_WORKER__CONCURRENCY": "16"}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        WORKER_CONFIG,  # e.g. only coordinator.activeDeadlineSeconds changed
+        # the ConfigMap (and the coordinator's checksum/config) changes in no key a worker reads
+        {**WORKER_CONFIG, "INGEST_METRICS__PUSHGATEWAY_URL": "http://pushgateway:9091"},
+        {**WORKER_CONFIG, "INGEST_KUBERNETES__PROGRESS_SECONDS": "60"},
+        {**WORKER_CONFIG, "INGEST_PLAN__MAX_ITEMS_PER_SHARD": "500"},
+    ],
+)
 async def test_upgrade_keeps_a_running_job_when_the_workers_values_are_the_same(
-    clients: Clients, kmock: kmock.KubernetesEmulator
+    clients: Clients, kmock: kmock.KubernetesEmulator, config: dict[str, str]
 ) -> None:
-    rev1, first = await installed(clients)
-    rev2 = await rev1.upgrade(clients)  # e.g. only coordinator.activeDeadlineSeconds changed
+    """The running workers go on, their progress untouched."""
+    rev1, first = await installed(clients, WORKER_CONFIG)
+    rev2 = await rev1.upgrade(clients, config=config)
     second = await launch(clients, rev2)
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
     assert not job_deletes(kmock)
+
+
+async def test_upgrade_of_a_worker_setting_replaces_the_running_job(
+    clients: Clients, kmock: kmock.KubernetesEmulator
+) -> None:
+    rev1, first = await installed(clients, WORKER_CONFIG)
+    rev2 = await rev1.upgrade(clients, config={**WORKER_CONFIG, "INGEST_WORKER__CONCURRENCY": "4"})
+    second = await launch(clients, rev2)
+    (delete,) = job_deletes(kmock)
+    assert delete.data == {
+        "propagationPolicy": "Foreground",
+        "preconditions": {"uid": first["metadata"]["uid"]},
+    }
+    annotations = second["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[CONFIG_ANNOTATION] == workers_config_digest(rev2.config)
 
 
 @pytest.mark.parametrize(
@@ -301,6 +358,35 @@ async def test_upgrade_replaces_a_running_job_whose_workers_changed(
     else:
         annotations = second["spec"]["template"]["metadata"]["annotations"]
         assert annotations["karpenter.sh/do-not-disrupt"] == "true"
+
+
+def test_no_worker_module_reads_a_coordinator_only_setting() -> None:
+    """COORDINATOR_ONLY_KEYS leave the worker digest: the worker must never read them.
+    Every ingest module `aion-ingest work` loads (ingest.worker.run), scanned for reads."""
+    script = (
+        "import sys, ingest.worker.run, ingest.sources.s3, ingest.sources.manifest\n"
+        "import ingest.state.s3, ingest.state.local  # what the worker imports when used\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        "    if name.startswith('ingest') and name != 'ingest.settings':\n"
+        "        print(module.__file__)"
+    )
+    files = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert len(files) > 10
+    fields, groups = {"pushgateway_url", "push_timeout"}, {"plan", "filters", "kubernetes"}
+    assert all(COORDINATOR_ONLY_KEYS.match(f"INGEST_METRICS__{f}") for f in fields)
+    assert all(COORDINATOR_ONLY_KEYS.match(f"INGEST_{g}__x") for g in groups)
+    for path in files:
+        for node in ast.walk(ast.parse(pathlib.Path(path).read_text())):
+            if not isinstance(node, ast.Attribute):
+                continue
+            assert node.attr not in fields, f"{path}:{node.lineno} reads {node.attr}"
+            owner = ast.unparse(node.value)
+            if node.attr in groups:
+                assert not owner.endswith("settings"), (
+                    f"{path}:{node.lineno} reads {owner}.{node.attr}"
+                )
 
 
 @pytest.mark.parametrize("collected", [True, False])

@@ -90,3 +90,47 @@ def test_plan_from_s3_onto_s3(s3_bucket: S3Bucket) -> None:
     }
     shard = f"state/runs/s3run/shards/{plan['attempt']}/00002.jsonl.gz"
     assert {"state/runs/s3run/run.json", shard} <= keys
+
+
+def test_a_dry_run_with_a_limit_is_a_preflight_of_s3_the_key_and_the_quota(
+    s3_bucket: S3Bucket, sandbox_factory: Callable[..., Any]
+) -> None:
+    """What the chart's `helm test` runs: the first N objects of a bigger bucket, the
+    quota asked for them, nothing written to the state store, and a clear note."""
+    for folder in ("a", "b"):
+        for i in range(15):
+            s3_bucket.put(f"photos/{folder}/{i:03d}.png", b"p" * (i + 1))
+    api = sandbox_factory(tier="FREE", quota=4)
+    env = {
+        "INGEST_SOURCE__ENDPOINT_URL": s3_bucket.endpoint_url,
+        "INGEST_SOURCE__REGION": "us-east-1",
+        "INGEST_STATE": s3_bucket.uri("state"),
+        "AIONVISION_API_KEY": api.api_key,
+        "AIONVISION_BASE_URL": api.base_url,
+    }
+    source = s3_bucket.uri("photos/")
+    ok = _plan(source, "--dry-run", "--limit", "3", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "listing cut short after 3 objects (--limit)" in ok.stdout
+    assert "3 planned" in ok.stdout and "of 3 listed" in ok.stdout
+    assert "can proceed: 3 requested" in ok.stdout
+    shown = json.loads(_plan(source, "--dry-run", "--limit", "3", "--json", env=env).stdout)
+    assert (shown["status"], shown["cut_short_at"], shown["listed"]) == ("dry_run", 3, 3)
+    whole = json.loads(
+        _plan(source, "--dry-run", "--limit", "30", "--json", "--ignore-quota", env=env).stdout
+    )
+    assert (whole["cut_short_at"], whole["listed"]) == (None, 30)
+    refused = _plan(source, "--dry-run", "--limit", "5", env=env)  # the quota: 4 left
+    assert refused.returncode == 3 and "quota-check refused 5 files" in refused.stderr
+    listed = s3_bucket.server.client().list_objects_v2(Bucket=s3_bucket.name, Prefix="state")
+    assert listed["KeyCount"] == 0
+
+
+def test_a_limit_without_a_dry_run_is_a_usage_error(tmp_path: Path) -> None:
+    src, state = _folder(tmp_path), f"file://{tmp_path}/state"
+    bad = _plan(str(src), "--state", state, "--limit", "5", "--ignore-quota")
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "add --dry-run" in bad.stderr
+    zero = _plan(str(src), "--dry-run", "--limit", "0")
+    assert zero.returncode == 2 and "must be at least 1" in zero.stderr
+    assert not (tmp_path / "state").exists()

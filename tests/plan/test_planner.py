@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import tempfile
 from collections.abc import AsyncIterator, Iterable
@@ -185,6 +186,69 @@ async def test_dry_run_writes_nothing(folder: StateStore) -> None:
     )
     assert out.status == "dry_run"
     assert out.plan.shard_items == [10, 10, 10]
+    assert [p async for p in folder.list("")] == []
+
+
+async def test_a_limit_stops_an_endless_listing_and_says_so(folder: StateStore) -> None:
+    """``plan --dry-run --limit N``: N items read, the listing closed, the quota asked for N."""
+    pulled: list[Item] = []
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[Item]:
+        try:
+            for i in itertools.count():
+                item = Item(key=f"k/{i:06d}.jpg", size=100 + i, etag=f"e{i}")
+                pulled.append(item)
+                yield item
+        finally:
+            closed.set()
+
+    quota = FakeQuota()
+    out = await make_plan(
+        endless(),
+        settings=_settings(shards=2),
+        source_uri="s3://src/",
+        store=folder,
+        quota_check=quota,
+        dry_run=True,
+        limit=5,
+    )
+    assert closed.is_set()
+    assert (out.status, out.cut_short_at) == ("dry_run", 5)
+    assert (out.plan.listed, out.plan.items, sum(out.plan.shard_items)) == (5, 5, 5)
+    assert out.plan.bytes == sum(i.size for i in pulled[:5])
+    assert quota.asked == [5]
+    assert [p async for p in folder.list("")] == []
+
+
+async def test_a_limit_the_listing_never_reaches_is_not_a_cut(folder: StateStore) -> None:
+    out = await make_plan(
+        listing(items_of([7] * 5)),
+        settings=_settings(),
+        source_uri="x",
+        store=folder,
+        dry_run=True,
+        limit=5,
+    )
+    assert (out.cut_short_at, out.plan.listed) == (None, 5)
+
+
+@pytest.mark.parametrize(
+    ("limit", "dry_run", "message"), [(5, False, "add --dry-run"), (0, True, "at least 1")]
+)
+async def test_a_limit_needs_a_dry_run(
+    folder: StateStore, limit: int, dry_run: bool, message: str
+) -> None:
+    """A plan of the first N objects must never be run as if it were the whole source."""
+    with pytest.raises(ConfigError, match=message):
+        await make_plan(
+            listing(items_of([7] * 9)),
+            settings=_settings(),
+            source_uri="x",
+            store=folder,
+            dry_run=dry_run,
+            limit=limit,
+        )
     assert [p async for p in folder.list("")] == []
 
 
