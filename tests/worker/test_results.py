@@ -35,7 +35,9 @@ async def make_writer(
 def test_parts_round_trip_including_unicode() -> None:
     rs = [
         result(0, image_id="abc"),
-        result(1, Outcome.FAILED, reason="gone: é ✓", http_status=404, attempts=3),
+        result(
+            1, Outcome.FAILED, reason="gone: é ✓", http_status=404, attempts=3, code="source_gone"
+        ),
     ]
     data = encode_part(rs)
     assert data[:2] == b"\x1f\x8b"
