@@ -61,7 +61,14 @@ class Outcome(enum.StrEnum):
 
 
 class FailureCode(enum.StrEnum):
-    """Why an item failed, for machines (the report's ``code``; ``reason`` is for people).
+    """Why an item failed, for machines; ``reason`` is for people.
+
+    The one vocabulary of failures: the report's ``code`` column and its "failures by
+    reason", what ``run --retry-failed`` leaves out (:data:`FINAL_CODES`) and the
+    ``reason`` label of ``aion_ingest_object_failures_total`` all read these values, set
+    where the failure happens (``worker/failures.py``, ``worker/uploads.py``; the report
+    sets ``not_processed``). Results written before codes existed get theirs from the
+    reason text when read (``state/old_results.py``).
 
     ``http_status`` goes with the codes the API or the storage answered with a status of
     their own; a refusal inside a stream-batch answer has none (the request was a 200).
@@ -77,6 +84,23 @@ class FailureCode(enum.StrEnum):
     SOURCE_GONE = "source_gone"  # deleted since planning
     SOURCE_CHANGED = "source_changed"  # changed since planning, or while it was read
     SOURCE_UNREADABLE = "source_unreadable"  # cannot be read: access, archive, not a file
+    NOT_PROCESSED = "not_processed"  # no outcome: its shard stopped first (report rows only)
+
+
+FINAL_CODES: frozenset[FailureCode] = frozenset(
+    {
+        FailureCode.REJECTED,  # empty, content not matching the name, invalid fields
+        FailureCode.TOO_LARGE,
+        FailureCode.UNSUPPORTED_TYPE,
+        FailureCode.REJECTED_IN_BATCH,
+        FailureCode.SOURCE_GONE,
+        FailureCode.SOURCE_CHANGED,  # a retry plans the same version again
+    }
+)
+"""Failures a retry of the same item cannot fix: ``run --retry-failed`` leaves them out
+(``--all`` takes them too). The others (the storage refused a presigned PUT, the server
+failed to process it or named no result, the source could not be read, the shard stopped)
+may succeed on a second try."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -128,71 +152,3 @@ class ItemResult:
     code: str | None = None  # a FailureCode value on failed outcomes
     # An upload whose image id is still to be resolved (``worker.batch_results=list``).
     pending: PendingId | None = None
-
-
-# Reason codes: the stable bucket of a failure, for "failures by reason" and for deciding
-# what ``--retry-failed`` retries. The reason text (with file names, the server's words)
-# stays in the report's ``reason`` column. Derived here, in one place, from that text and
-# the HTTP status where the worker recorded no code of its own (results written before
-# ``ItemResult.code`` existed, and ``not_processed`` rows).
-FINAL_REASON_CODES = frozenset(
-    {
-        "empty_file",
-        "content_mismatch",
-        "unsupported_type",
-        "too_large",
-        "rejected",
-        "source_gone",
-        "source_changed",
-        "source_refused",
-        "rejected_in_batch",
-    }
-)
-"""Failures a retry of the same item cannot fix (``--retry-failed`` leaves them out)."""
-_REASON_WORDS: tuple[tuple[str, str], ...] = (
-    ("quota", "quota_exhausted"),
-    ("is empty", "empty_file"),
-    ("empty file", "empty_file"),
-    ("0 bytes", "empty_file"),
-    ("does not match", "content_mismatch"),
-    ("not a valid", "content_mismatch"),
-    ("unsupported", "unsupported_type"),
-    ("too large", "too_large"),
-    ("changed since planning", "source_changed"),
-    ("is gone", "source_gone"),
-    ("leaves the source folder", "source_refused"),
-    ("presigned url", "storage_refused"),
-    ("storage refused", "storage_refused"),
-    ("rate limit", "rate_limited"),
-    ("server error", "server_error"),
-    ("timed out", "network"),
-    ("connection", "network"),
-    ("could not connect", "network"),
-    ("cannot open", "source_error"),
-    ("reading ", "source_error"),
-)
-
-
-def reason_code(reason: str | None, http_status: int | None = None, code: str | None = None) -> str:
-    """The code of a failure: the worker's own (:class:`FailureCode`) when it recorded one,
-    else derived from the reason: ``not_processed``, ``unsupported_type``, ``empty_file``,
-    ``content_mismatch``, ``too_large``, ``quota_exhausted``, ... ."""
-    if code:
-        return code
-    if not reason:
-        return "unknown"
-    if reason.isidentifier():
-        return reason  # already a code
-    text = reason.lower()
-    for words, code in _REASON_WORDS:
-        if words in text:
-            return code
-    if http_status == 415:
-        return "unsupported_type"
-    if http_status == 413:
-        return "too_large"
-    if http_status in (400, 409, 422):
-        return "rejected"
-    if http_status is not None and http_status >= 500:
-        return "server_error"
-    return "other"

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ingest.errors import IngestError, StateDamaged
-from ingest.items import Item, ItemResult, Outcome, reason_code
+from ingest.items import FailureCode, Item, ItemResult, Outcome
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.csvcells import cell, csv_temp
 from ingest.state.records import RunPlan, read_checkpoint, read_plan, read_results, read_shard
@@ -37,7 +37,7 @@ CSV_COLUMNS = (
     "shard", "ordinal", "bucket", "key", "size", "outcome",
     "image_id", "code", "reason", "http_status", "attempts",
 )  # fmt: skip
-NOT_PROCESSED = "not_processed"
+NOT_PROCESSED = FailureCode.NOT_PROCESSED.value
 
 
 class ReportInvariantError(IngestError):
@@ -198,13 +198,27 @@ def merge_shard(
     for ordinal, item in enumerate(items):
         result = results.get(ordinal)
         if result is None:
-            result = ItemResult(ordinal, item.key, item.size, Outcome.FAILED, reason=NOT_PROCESSED)
+            result = ItemResult(
+                ordinal, item.key, item.size, Outcome.FAILED, reason=NOT_PROCESSED,
+                code=NOT_PROCESSED,
+            )  # fmt: skip
         elif result.key != item.key:
             raise ReportInvariantError(
                 f"shard {index} ordinal {ordinal}: outcome for key {result.key!r} but the "
                 f"plan has {item.key!r}; the results do not belong to this plan"
             )
         yield item, result
+
+
+def code_of(r: ItemResult) -> str:
+    """A failed result's code. Every failed result read or merged has one (results parts
+    written before codes existed get one when read: ``state/old_results.py``)."""
+    if r.code is None:
+        raise ReportInvariantError(
+            f"ordinal {r.ordinal} ({r.key!r}) failed without a failure code; "
+            "this is a bug: please report it"
+        )
+    return r.code
 
 
 def _csv_row(index: int, item: Item, r: ItemResult) -> list[Any]:
@@ -267,9 +281,9 @@ async def build_report(
                 row = _csv_row(index, item, r)
                 writers[0].writerow(row)
                 if r.outcome is Outcome.FAILED:
-                    reasons[reason_code(r.reason, r.http_status, r.code)] += 1
+                    reasons[code_of(r)] += 1
                     writers[1].writerow(row)
-                    shard_done = shard_done and r.reason != NOT_PROCESSED
+                    shard_done = shard_done and r.code != NOT_PROCESSED
             if shard_done:
                 complete.append(index)
         total = sum(by_outcome.values()) + unread_items
@@ -348,7 +362,7 @@ async def failed_items(store: StateStore, run_id: str) -> tuple[RunPlan, list[It
 async def failed_with_codes(
     store: StateStore, run_id: str
 ) -> tuple[RunPlan, list[tuple[Item, str]]]:
-    """Each failed item of run ``run_id`` with its failure's code (``items.reason_code``)."""
+    """Each failed item of run ``run_id`` with its failure's code (a FailureCode value)."""
     plan = await read_plan(store, run_id)
     layout = RunLayout(run_id)
     out: list[tuple[Item, str]] = []
@@ -356,7 +370,7 @@ async def failed_with_codes(
         items = await read_shard(store, plan, index)
         results = await read_results(store, layout, index)
         out.extend(
-            (item, reason_code(r.reason, r.http_status, r.code))
+            (item, code_of(r))
             for item, r in merge_shard(index, items, results)
             if r.outcome is Outcome.FAILED
         )

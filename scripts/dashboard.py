@@ -24,6 +24,8 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from ingest.metrics.names import FAILURE_REASONS
+
 OUT = pathlib.Path(__file__).resolve().parents[1] / "charts/aion-ingest/dashboards/aion-ingest.json"
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 S = 'namespace=~"$namespace",release=~"$release",run_id=~"$run_id"'
@@ -157,6 +159,10 @@ def build() -> dict[str, Any]:
                     "{{reason}}",
                 ),
                 w=12,
+            ).description(
+                "Failed objects by failure code, the same codes as the report (report.csv's "
+                f"code column, report.json's failed_by_reason): {', '.join(FAILURE_REASONS)}. "
+                "report.csv has each object's reason in words."
             )
         )
         .with_row(db.Row("API"))

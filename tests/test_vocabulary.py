@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.items import (
+    FailureCode,
     Item,
     ItemResult,
     Outcome,
@@ -27,7 +28,7 @@ def test_item_round_trip_is_compact() -> None:
 
 
 def test_result_round_trip() -> None:
-    r = ItemResult(1, "k", 2, Outcome.FAILED, reason="too big", http_status=413, attempts=1)
+    r = ItemResult(1, "k", 2, Outcome.FAILED, "", "too big", 413, 1, FailureCode.TOO_LARGE)
     assert result_from_json(result_to_json(r)) == r
 
 

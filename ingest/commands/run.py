@@ -17,7 +17,7 @@ from typing import Any
 from ingest.commands.pacing import choose_tier
 from ingest.commands.pacing import describe as describe_pacing
 from ingest.errors import ConfigError
-from ingest.items import FINAL_REASON_CODES, Item
+from ingest.items import FINAL_CODES, Item
 from ingest.logs import redact
 from ingest.metrics.relay import WorkerRelay
 from ingest.orchestration.flow import orchestrate
@@ -72,12 +72,13 @@ def overrides_to_env(overrides: Mapping[str, Any]) -> dict[str, str]:
 def split_retryable(
     rows: list[tuple[Item, str]], *, retry_all: bool
 ) -> tuple[list[Item], collections.Counter[str]]:
-    """The failed items to retry, and the count per reason code of those left out (failures
-    no retry can fix: empty files, content not matching the name, unsupported types...)."""
+    """The failed items to retry, and the count per failure code of those left out (the
+    failures no retry can fix, ``items.FINAL_CODES``: refused by the API, too large,
+    unsupported, gone or changed at the source)."""
     keep: list[Item] = []
     left_out: collections.Counter[str] = collections.Counter()
     for item, code in rows:
-        if retry_all or code not in FINAL_REASON_CODES:
+        if retry_all or code not in FINAL_CODES:
             keep.append(item)
         else:
             left_out[code] += 1

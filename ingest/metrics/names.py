@@ -7,23 +7,15 @@ recording rule records).
 
 from __future__ import annotations
 
-from ingest.items import Outcome
+from ingest.items import FailureCode, Outcome
 
 PREFIX = "aion_ingest_"
 
-# aion_ingest_object_failures_total{reason}: a failed object's reason as one fixed word
-# (ingest/worker/failures.py picks it).
-FAILURE_REASONS: tuple[str, ...] = (
-    "too_large",  # 413
-    "unsupported_media",  # 415
-    "invalid",  # 400, 422: the API refused the file's fields or content
-    "refused",  # another 4xx for this file (a presigned URL expired, ...)
-    "server_error",  # a 5xx on an item, retries spent
-    "batch_rejection",  # named in a stream-batch's rejections, no status
-    "source_changed",  # changed since planning (ETag or size differs)
-    "source_missing",  # deleted since planning, archived, denied, outside the source
-    "no_result",  # the API accepted the request but named no result for the file
-    "other",
+# aion_ingest_object_failures_total{reason}: a failed object's FailureCode, the report's
+# ``code`` (set where the failure happens: ingest/worker/failures.py, worker/uploads.py).
+# Every code a worker can record; not_processed is the report's, for items no worker ended.
+FAILURE_REASONS: tuple[str, ...] = tuple(
+    c.value for c in FailureCode if c is not FailureCode.NOT_PROCESSED
 )
 
 # --- worker: served on /metrics while it works --------------------------------------------

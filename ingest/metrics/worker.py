@@ -150,7 +150,7 @@ class WorkerCollector(Collector):
         yield nbytes
 
         failures = dict(acct.failures)
-        fam = self._counter(n.OBJECT_FAILURES, "Failed objects by reason.", "reason")
+        fam = self._counter(n.OBJECT_FAILURES, "Failed objects by the report's code.", "reason")
         for reason in n.FAILURE_REASONS:
             fam.add_metric([*base, reason], failures.get(reason, 0))
         yield fam

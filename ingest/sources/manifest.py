@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import Item
+from ingest.items import FailureCode, Item
 from ingest.s3.client import S3Client
 from ingest.s3.uris import path_from_uri
 from ingest.settings import SourceSettings
@@ -188,7 +188,10 @@ class ManifestSource:
 
     async def open(self, item: Item) -> ByteStream:
         if item.bucket is None:
-            raise SourceItemError(f"manifest item {item.key!r} has no bucket")
+            raise SourceItemError(
+                f"manifest item {item.key!r} has no bucket",
+                code=FailureCode.SOURCE_UNREADABLE.value,
+            )
         return await self.s3.get(item.bucket, item.key, etag=item.etag, version_id=item.version_id)
 
     async def aclose(self) -> None:

@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from ingest.errors import SourceItemError
-from ingest.items import Item
+from ingest.items import FailureCode, Item
 from ingest.s3.client import S3Client, S3Config
 from ingest.s3.uris import parse_s3_uri, s3_uri
 from ingest.settings import SourceSettings
@@ -197,7 +197,10 @@ class S3Source:
         if stream.size != item.size and item.etag is None:
             await stream.aclose()
             where = s3_uri(item.bucket or self.bucket, item.key)
-            raise SourceItemError(f"{where} changed since planning (size differs)")
+            raise SourceItemError(
+                f"{where} changed since planning (size differs)",
+                code=FailureCode.SOURCE_CHANGED.value,
+            )
         return stream
 
     async def aclose(self) -> None:

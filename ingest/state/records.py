@@ -23,6 +23,7 @@ from typing import Any
 from ingest.errors import ConfigError, StateDamaged
 from ingest.items import Item, ItemResult, Outcome, PendingId
 from ingest.state.base import RunLayout, StateStore
+from ingest.state.old_results import code_from_reason
 
 PLAN_FORMAT = 1
 CHECKPOINT_FORMAT = 1
@@ -367,17 +368,22 @@ def result_to_json(r: ItemResult) -> dict[str, Any]:
 
 
 def result_from_json(d: Mapping[str, Any]) -> ItemResult:
-    """Inverse of :func:`result_to_json`."""
+    """Inverse of :func:`result_to_json`. A ``failed`` row written before rows carried a
+    code gets one from its reason (:mod:`.old_results`), so every failed result has one."""
+    outcome = Outcome(d["outcome"])
+    code = d.get("code")
+    if code is None and outcome is Outcome.FAILED:
+        code = code_from_reason(d.get("reason"), d.get("http_status")).value
     return ItemResult(
         ordinal=d["o"],
         key=d["key"],
         size=d["size"],
-        outcome=Outcome(d["outcome"]),
+        outcome=outcome,
         image_id=d.get("image_id"),
         reason=d.get("reason"),
         http_status=d.get("http_status"),
         attempts=d.get("attempts", 0),
-        code=d.get("code"),
+        code=code,
         pending=_pending_from_json(d["pending"]) if d.get("pending") else None,
     )
 

@@ -16,11 +16,10 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 
-from ingest.items import Item, ItemResult, Outcome, PendingId
+from ingest.items import FailureCode, Item, ItemResult, Outcome, PendingId
 from ingest.logs import redact
 from ingest.streams import ByteStream
 from ingest.worker.clock import SYSTEM_CLOCK, Clock
-from ingest.worker.failures import failure_reason
 from ingest.worker.tapped import TappedStream
 
 
@@ -50,13 +49,17 @@ class Transfer:
         reason: str | None = None,
         http_status: int | None = None,
         attempts: int | None = None,
-        code: str | None = None,
+        code: FailureCode | None = None,
         pending: PendingId | None = None,
     ) -> None:
         """Record the outcome (the last call wins until the transfer is closed).
 
         The reason may be a server's text: registered secrets are redacted from it here,
-        before it reaches a results part, the report or a summary."""
+        before it reaches a results part, the report or a summary. A ``failed`` outcome
+        needs its :class:`FailureCode`: the report, ``--retry-failed`` and the metrics read
+        nothing else (a failure path without one is a bug, caught here)."""
+        if outcome is Outcome.FAILED and code is None:
+            raise ValueError(f"ordinal {self.ordinal} failed without a FailureCode")
         self.outcome = outcome
         self.pending = pending
         self.image_id = image_id
@@ -122,7 +125,7 @@ class Accounting:
         self.abandoned = 0  # closed without an outcome: will be re-sent
         self.in_flight: dict[int, Transfer] = {}
         # For metrics (ingest.metrics reads them at scrape time): by outcome and route,
-        # failures by a fixed reason word, and when the last outcome was counted.
+        # failures by FailureCode (bounded label values), and when the last outcome was counted.
         self.by_route: collections.Counter[tuple[str, str]] = collections.Counter()
         self.bytes_by_route: collections.Counter[tuple[str, str]] = collections.Counter()
         self.failures: collections.Counter[str] = collections.Counter()
@@ -152,8 +155,8 @@ class Accounting:
         pair = (transfer.outcome.value, transfer.route or "none")
         self.by_route[pair] += 1
         self.bytes_by_route[pair] += transfer.size
-        if transfer.outcome is Outcome.FAILED:
-            self.failures[failure_reason(transfer.reason, transfer.http_status)] += 1
+        if transfer.outcome is Outcome.FAILED and transfer.code:  # finish() saw to the code
+            self.failures[transfer.code] += 1
         self.last_progress_at = self.clock.monotonic()
         if self.sink is not None:
             self.sink(transfer.result())

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.api.observe import path_template, retry_cause
 from ingest.errors import RateLimited, RetryableError
-from ingest.items import Item, Outcome
+from ingest.items import FailureCode, Item, Outcome
 from ingest.metrics import names
 from ingest.metrics.requests import RequestStats
 from ingest.metrics.run import RunCollector, RunSnapshot
@@ -20,7 +20,6 @@ from ingest.metrics.server import MetricsServer, serve_metrics
 from ingest.metrics.worker import WorkerCollector
 from ingest.settings import MetricsSettings
 from ingest.worker.accounting import Accounting
-from ingest.worker.failures import FAILURE_REASONS, failure_reason
 from ingest.worker.pacing import Limiter
 from tests.worker.fakeclock import FakeClock
 
@@ -53,7 +52,7 @@ def test_worker_collector_reads_the_accounting_every_combination_preset() -> Non
     acct.close(t)
     t = acct.open(2, Item("b.jpg", 200))
     t.route = "stream"
-    t.finish(Outcome.FAILED, reason="too big", http_status=413)
+    t.finish(Outcome.FAILED, reason="too big", http_status=413, code=FailureCode.TOO_LARGE)
     acct.close(t)
     acct.record(3, Item("c.exe", 7), Outcome.SKIPPED_UNSUPPORTED)
     open_t = acct.open(4, Item("d.jpg", 100))
@@ -91,7 +90,7 @@ def test_worker_collector_reads_the_accounting_every_combination_preset() -> Non
     assert value(found, "aion_ingest_bytes_total", **base, outcome="failed", route="stream") == 200
     assert sum(objects.values()) == 3  # this process's outcomes; resumed ones are not recounted
     failures = {k: v for k, v in found.items() if k[0] == "aion_ingest_object_failures_total"}
-    assert len(failures) == len(FAILURE_REASONS)
+    assert len(failures) == len(names.FAILURE_REASONS)
     assert value(found, "aion_ingest_object_failures_total", **base, reason="too_large") == 1
     assert value(found, "aion_ingest_shard_objects_planned", **base) == 5
     assert value(found, "aion_ingest_shard_objects_done", **base) == 4
@@ -150,24 +149,22 @@ def test_a_failing_collector_logs_once_and_the_scrape_still_answers(
     assert sum("metrics collection failed" in r.message for r in caplog.records) == 1
 
 
-@pytest.mark.parametrize(
-    ("reason", "status", "word"),
-    [
-        ("too big", 413, "too_large"),
-        ("bad type", 415, "unsupported_media"),
-        ("bad field", 422, "invalid"),
-        ("expired", 403, "refused"),
-        ("oops", 503, "server_error"),
-        ("s3://b/k changed since planning (ETag differs)", None, "source_changed"),
-        ("s3://b/k is gone (deleted since planning?)", None, "source_missing"),
-        ("no per-file result in the session", None, "no_result"),
-        ("Invalid image data", None, "batch_rejection"),
-        (None, None, "other"),
-    ],
-)
-def test_failure_reasons_are_a_fixed_set(reason: str | None, status: int | None, word: str) -> None:
-    assert failure_reason(reason, status) == word
-    assert word in FAILURE_REASONS
+def test_the_failure_reason_label_is_the_failure_code() -> None:
+    """The label's values are the report's codes, every one preset: bounded, no free text."""
+    acct = Accounting(3, 0, clock=FakeClock())
+    for ordinal, code in enumerate((FailureCode.SOURCE_GONE, FailureCode.SOURCE_GONE)):
+        t = acct.open(ordinal, Item(f"{ordinal}.jpg", 1))
+        t.finish(Outcome.FAILED, reason=f"s3://b/{ordinal}.jpg is gone", code=code)
+        acct.close(t)
+    found = samples(WorkerCollector(acct, run_id="r", shard=0, version="v"))
+    failures = {
+        dict(labels)["reason"]: v
+        for (name, labels), v in found.items()
+        if name == "aion_ingest_object_failures_total"
+    }
+    assert set(failures) == {c.value for c in FailureCode} - {"not_processed"}
+    assert failures["source_gone"] == 2
+    assert sum(failures.values()) == 2
 
 
 def test_endpoints_are_templates_and_retry_causes_are_four() -> None:

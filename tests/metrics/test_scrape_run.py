@@ -82,7 +82,7 @@ async def test_prometheus_scrapes_a_real_run_and_agrees_with_the_report(
         "plan", str(src), "--state", f"file://{state}", "--run-id", RUN, "--shards", "2", env=env
     )
     assert code == 0, out
-    for gone in files[:2]:  # deleted after planning: two failures, reason source_missing
+    for gone in files[:2]:  # deleted after planning: two failures, reason source_gone
         gone.unlink()
     planned = json.loads((state / "runs" / RUN / "run.json").read_text())
     # 429s all along the run (a pace limit alone is met by the workers' back-off after its
@@ -184,9 +184,18 @@ def _check(
     assert by_outcome == {k: v for k, v in report["by_outcome"].items()}
     assert by_outcome["failed"] >= 2 and by_outcome["uploaded"] > 100
     gone = prom.query(
-        'sum(last_over_time(aion_ingest_object_failures_total{reason="source_missing"}[10m]))'
+        'sum(last_over_time(aion_ingest_object_failures_total{reason="source_gone"}[10m]))'
     )
     assert _value(gone) == 2
+    # One vocabulary: the label's values are the report's failure codes, counts alike.
+    by_reason = {
+        r["metric"]["reason"]: int(float(r["value"][1]))
+        for r in prom.query(
+            "sum by (reason) (last_over_time("
+            f'aion_ingest_object_failures_total{{run_id="{RUN}"}}[10m])) > 0'
+        )
+    }
+    assert by_reason == report["failed_by_reason"]
     causes = {
         r["metric"]["cause"]
         for r in prom.query("sum by (cause) (last_over_time(aion_ingest_retries_total[10m])) > 0")

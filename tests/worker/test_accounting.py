@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.items import Item, ItemResult, Outcome
+from ingest.items import FailureCode, Item, ItemResult, Outcome
 from ingest.streams import BytesStream
 from ingest.worker.accounting import Accounting
 from tests.worker.fakeclock import FakeClock
+
+TOO_LARGE = FailureCode.TOO_LARGE
 
 
 def item(n: int, size: int = 100) -> Item:
@@ -46,8 +48,16 @@ def test_last_finish_wins_and_failed_fields_are_kept() -> None:
     acct = Accounting(sink=got.append)
     with acct.transfer(0, item(0)) as t:
         t.finish(Outcome.UPLOADED)
-        t.finish(Outcome.FAILED, reason="too big", http_status=413, attempts=1)
-    assert got == [ItemResult(0, "photos/0.jpg", 100, Outcome.FAILED, None, "too big", 413, 1)]
+        t.finish(Outcome.FAILED, reason="too big", http_status=413, attempts=1, code=TOO_LARGE)
+    assert got == [
+        ItemResult(0, "photos/0.jpg", 100, Outcome.FAILED, None, "too big", 413, 1, "too_large")
+    ]
+
+
+def test_a_failure_without_a_code_is_refused() -> None:
+    acct = Accounting()
+    with acct.transfer(0, item(0)) as t, pytest.raises(ValueError, match="FailureCode"):
+        t.finish(Outcome.FAILED, reason="too big", http_status=413)
 
 
 def test_one_ordinal_cannot_be_in_flight_twice() -> None:

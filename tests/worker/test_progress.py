@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from ingest.items import Item, Outcome
+from ingest.items import FailureCode, Item, Outcome
 from ingest.worker.accounting import Accounting
 from ingest.worker.progress import Progress
 from tests.worker.fakeclock import FakeClock
@@ -67,7 +67,9 @@ def test_a_bar_on_a_terminal_redraws_one_line() -> None:
     assert progress.interval == 0.5
     progress.emit()
     finish(acct, 0, 2)
-    acct.record(2, Item(key="x.jpg", size=1024), Outcome.FAILED, reason="gone")
+    acct.record(
+        2, Item(key="x.jpg", size=1024), Outcome.FAILED, reason="gone", code=FailureCode.SOURCE_GONE
+    )
     clock.advance(1)
     progress.close()
     text = out.getvalue()

@@ -35,7 +35,9 @@ async def make_writer(
 def test_parts_round_trip_including_unicode() -> None:
     rs = [
         result(0, image_id="abc"),
-        result(1, Outcome.FAILED, reason="gone: é ✓", http_status=404, attempts=3),
+        result(
+            1, Outcome.FAILED, reason="gone: é ✓", http_status=404, attempts=3, code="source_gone"
+        ),
         result(2, Outcome.FAILED, reason="refused", code=FailureCode.REJECTED_IN_BATCH),
         result(3, pending=PendingId("sess-1", "3.jpg", 1700000000.25, 1700000001.5)),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ingest.demo.samples import make_jpeg
-from ingest.items import Outcome
+from ingest.items import FailureCode, Outcome
 from tests.worker.harness import REPO, Run, Worker, wait_for
 
 
@@ -38,6 +38,7 @@ def test_an_empty_file_gone_before_its_batch_fails_alone(tmp_path: Path, sandbox
     results = {r.key: r for r in run.results().values()}
     assert results["a-empty.jpg"].outcome is Outcome.FAILED
     assert "gone" in (results["a-empty.jpg"].reason or "")
+    assert results["a-empty.jpg"].code == FailureCode.SOURCE_GONE
     others = {k: r.outcome for k, r in results.items() if k != "a-empty.jpg"}
     assert others == {k: Outcome.UPLOADED for k in files if k != "a-empty.jpg"}
     assert {f["filename"] for f in sandbox.files()} == set(others)
@@ -58,6 +59,7 @@ def test_a_fifo_in_place_of_a_planned_file_fails_alone(tmp_path: Path, sandbox: 
     results = {r.key: r for r in run.results().values()}
     assert results["f1.jpg"].outcome is Outcome.FAILED
     assert "not a regular file" in (results["f1.jpg"].reason or "")
+    assert results["f1.jpg"].code == FailureCode.SOURCE_UNREADABLE
     assert {k for k, r in results.items() if r.outcome is Outcome.UPLOADED} == set(files) - {
         "f1.jpg"
     }
@@ -174,4 +176,5 @@ def test_a_file_rewritten_in_place_during_upload_is_not_sent(
     (result,) = run.results().values()
     assert result.outcome is Outcome.FAILED, result
     assert "changed during upload" in (result.reason or "")
+    assert result.code == FailureCode.SOURCE_CHANGED
     assert sandbox.files() == []
