@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,28 @@ class Bucket:
         self.s3.client().delete_object(Bucket=self.name, Key=key)
 
 
-def _env(tmp_path: Path, sandbox: Any, s3: CountingS3) -> dict[str, str]:
-    return run_env(tmp_path, sandbox, AWS_ENDPOINT_URL=s3.endpoint_url)
+@dataclasses.dataclass
+class Import:
+    """One recurring import's parts: its source bucket, state folder and environment."""
+
+    bucket: Bucket
+    state: Path
+    env: dict[str, str]
+
+
+@pytest.fixture
+def make_import(tmp_path: Path, sandbox: Any, s3: CountingS3) -> Callable[[str, str, int], Import]:
+    """``make_import(bucket, prefix, n)``: a bucket holding ``<prefix>/img-000.jpg``... n
+    JPEGs, a state folder, and the environment `aion-ingest` runs in against both."""
+
+    def make(name: str, prefix: str, count: int) -> Import:
+        bucket = Bucket(s3, name)
+        for i in range(count):
+            bucket.put(f"{prefix}/img-{i:03d}.jpg")
+        env = run_env(tmp_path, sandbox, AWS_ENDPOINT_URL=s3.endpoint_url)
+        return Import(bucket, tmp_path / "state", env)
+
+    return make
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 200) -> tuple[int, str, str]:
@@ -172,13 +193,14 @@ def _uploads(log: RequestLog) -> list[str]:
 
 
 def test_three_scheduled_rounds_send_only_what_is_new(
-    tmp_path: Path, sandbox: Any, s3: CountingS3, api_log: RequestLog
+    tmp_path: Path,
+    sandbox: Any,
+    s3: CountingS3,
+    api_log: RequestLog,
+    make_import: Callable[[str, str, int], Import],
 ) -> None:
-    bucket = Bucket(s3, "rounds")
-    for i in range(30):
-        bucket.put(f"cam/img-{i:03d}.jpg")
-    state = tmp_path / "state"
-    env = _env(tmp_path, sandbox, s3)
+    imp = make_import("rounds", "cam", 30)
+    bucket, state, env = imp.bucket, imp.state, imp.env
 
     first = _round(bucket, state, env, "night-1")
     assert first["by_outcome"]["uploaded"] == 30, first
@@ -221,13 +243,10 @@ def test_three_scheduled_rounds_send_only_what_is_new(
 
 
 def test_sigkill_during_the_ledger_merge_then_the_next_run(
-    tmp_path: Path, sandbox: Any, s3: CountingS3
+    tmp_path: Path, sandbox: Any, make_import: Callable[[str, str, int], Import]
 ) -> None:
-    bucket = Bucket(s3, "killed")
-    for i in range(40):
-        bucket.put(f"k/img-{i:03d}.jpg")
-    state = tmp_path / "state"
-    env = _env(tmp_path, sandbox, s3)
+    imp = make_import("killed", "k", 40)
+    bucket, state, env = imp.bucket, imp.state, imp.env
     # the real `run`, its merge stopped just before the manifest swap (segment written)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.ledger.run_paused_in_merge",
@@ -255,13 +274,10 @@ def test_sigkill_during_the_ledger_merge_then_the_next_run(
 
 
 def test_two_runs_of_one_import_at_once_keep_the_ledger_consistent(
-    tmp_path: Path, sandbox: Any, s3: CountingS3
+    tmp_path: Path, sandbox: Any, make_import: Callable[[str, str, int], Import]
 ) -> None:
-    bucket = Bucket(s3, "twice")
-    for i in range(40):
-        bucket.put(f"t/img-{i:03d}.jpg")
-    state = tmp_path / "state"
-    env = _env(tmp_path, sandbox, s3)
+    imp = make_import("twice", "t", 40)
+    bucket, state, env = imp.bucket, imp.state, imp.env
     procs = [start(_run_args(bucket, state, run_id), env) for run_id in ("left", "right")]
     try:
         results = [p.communicate(timeout=220) for p in procs]
