@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -64,16 +65,36 @@ class CountingS3:
 
 
 class RequestLog:
-    """Every API request the sandbox serves, (method, path), in order (admin calls left out)."""
+    """Every API request the sandbox serves, (method, path), in order (admin calls left
+    out), and the file names of the multipart file parts their bodies carried."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.requests: list[tuple[str, str]] = []
+        self.filenames: list[str] = []
+
+    def clear(self) -> None:
+        self.requests.clear()
+        self.filenames.clear()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/_sandbox/"):
-            self.requests.append((scope["method"], scope["path"]))
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        self.requests.append((scope["method"], scope["path"]))
+        body = bytearray()
+
+        async def recording() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            return message
+
+        await self.app(scope, recording, send)
+        self.filenames += [n.decode() for n in _FILENAME.findall(body)]
+
+
+_FILENAME = re.compile(rb'Content-Disposition: form-data; name="[^"]*"; filename="([^"]*)"', re.I)
 
 
 @pytest.fixture
@@ -213,7 +234,7 @@ def test_three_scheduled_rounds_send_only_what_is_new(
     bucket.delete("cam/img-007.jpg")
     deleted_body = bucket.bodies["cam/img-007.jpg"]
     before = {f["id"] for f in sandbox.files()}
-    api_log.requests.clear()
+    api_log.clear()
 
     second = _round(bucket, state, env, "night-2")
     plan = _plan(state, "night-2")
@@ -227,13 +248,15 @@ def test_three_scheduled_rounds_send_only_what_is_new(
     assert {f["sha256"] for f in sent} == expected
     assert len(sent) == 11
     assert _uploads(api_log)  # the log saw round 2's upload requests
+    # ... and their bodies carried exactly those 11 files (a retry may repeat one)
+    assert set(api_log.filenames) == {f["filename"] for f in sent}
 
-    api_log.requests.clear()
+    api_log.clear()
     gets_before = s3.object_gets
     third = _round(bucket, state, env, "night-3")
     plan = _plan(state, "night-3")
     assert (plan["items"], plan["new"], plan["changed"], plan["unchanged"]) == (0, 0, 0, 39)
-    assert api_log.requests == []  # no upload, not even a quota-check
+    assert api_log.requests == [] and api_log.filenames == []  # not even a quota-check
     assert s3.object_gets == gets_before  # no object body read
     assert third["unchanged"] == 39
     assert third["planned_items"] == 0
