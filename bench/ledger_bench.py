@@ -8,16 +8,21 @@ generator's memory does not count) then measure, each with its peak RSS (``ru_ma
 
 - ``classify``: fetch the ledger (its pages to local disk), read the manifest through the
   real manifest source, anti-join every row against the ledger, spool the planned rows
-  with the planner's spool writer. Not the whole planner: the ``--ledger`` wiring into
-  ``make_plan`` is not there yet (issue 11), so shards and run.json are not written;
-  ``bench/plan_bench.py`` measures those. Targets: >= 200,000 rows/s, <= 300 MiB.
+  with the planner's spool writer (``--reader planner``: the whole ``make_plan`` with
+  ``plan.ledger`` instead, shards and run.json included). Targets: >= 200,000 rows/s,
+  <= 300 MiB.
 - ``merge``: a run of ``--run-rows`` uploaded objects (planned with the real planner,
   outcomes written as results parts) merged into the ledger: a new segment, no
   compaction yet; then the compaction that merges it into the big segment (what every
   few runs pay, size-tiered) and the summary scan of ``aion-ingest ledger NAME``.
 
     .venv/bin/python bench/ledger_bench.py [--rows 10000000] [--run-rows 100000]
-                                           [--reader manifest|minimal] [--skip-merge]
+                                           [--reader manifest|minimal|planner] [--skip-merge]
+                                           [--repeats N] [--against OLD_TREE]
+
+``--against OLD_TREE`` (a checkout of an older commit, e.g. ``git worktree add /tmp/old
+main``) measures classify there too, alternating old and new ``--repeats`` times on the
+same files, and prints min/median/max of each: a before/after under the same load.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import asyncio
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -146,7 +153,7 @@ async def classify_child(manifest: Path, state: Path, reader: str) -> dict[str, 
         join = AntiJoin(view, Path(tmp))
         spool = SpoolWriter(Path(tmp) / "spool.gz", 0.0, 1e18)
         rows = 0
-        async with open_source(str(manifest), settings) as source:
+        async with open_source(str(manifest), settings.source) as source:
             items = source.list() if reader == "manifest" else minimal_csv(manifest)
             async for item in items:
                 rows += 1
@@ -226,14 +233,28 @@ async def merge_child(state: Path, run_rows: int) -> dict[str, object]:
     return out
 
 
-def run_child(*args: str) -> dict[str, object]:
+def run_child(*args: str, tree: str | None = None) -> dict[str, object]:
+    """A child of this bench, or of the same bench in ``tree`` (its code) when given."""
+    script, env = __file__, None
+    if tree is not None:
+        script = str(Path(tree) / "bench" / "ledger_bench.py")
+        env = {**os.environ, "PYTHONPATH": tree}
     done = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+        [sys.executable, script, "--child", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     if done.returncode != 0:
         raise SystemExit(f"child {args[0]} failed:\n{done.stderr}")
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _spread(values: list[float]) -> str:
+    v = sorted(values)
+    return f"min {v[0]:,.1f} / median {statistics.median(v):,.1f} / max {v[-1]:,.1f}"
 
 
 def main() -> int:
@@ -242,6 +263,8 @@ def main() -> int:
     parser.add_argument("--run-rows", type=int, default=100_000)
     parser.add_argument("--reader", choices=("manifest", "minimal", "planner"), default="manifest")
     parser.add_argument("--skip-merge", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--against", help="an older checkout to compare classify with")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -258,8 +281,25 @@ def main() -> int:
         write_manifest(manifest, args.rows)
         asyncio.run(build_ledger(state, args.rows))
         print(f"made the manifest and the ledger in {time.perf_counter() - started:.0f} s")
-        load = os.getloadavg()[0]
-        c = run_child("classify", str(manifest), str(state), args.reader)
+        arms = {"before": args.against, "after": None} if args.against else {"": None}
+        runs: dict[str, list[dict[str, object]]] = {arm: [] for arm in arms}
+        for _ in range(args.repeats):
+            for arm, tree in arms.items():
+                copy = Path(tmp) / "state-copy"  # a planner run registers itself: fresh copy
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(state, copy)
+                load = os.getloadavg()[0]
+                c = run_child("classify", str(manifest), str(copy), args.reader, tree=tree)
+                c["load"] = round(load, 1)
+                runs[arm].append(c)
+                print(f"{arm or 'classify'}: {json.dumps(c)}", flush=True)
+        for arm, done in runs.items():
+            if len(done) > 1 or args.against:
+                print(f"{arm or 'classify'} ({args.reader} reader, {len(done)} runs, loads "
+                      f"{[d['load'] for d in done]}): " + "; ".join(
+                          f"{f} {_spread([float(str(d[f])) for d in done])}"
+                          for f in ("rows_per_s", "rows_per_cpu_s", "peak_rss_mib")))  # fmt: skip
+        c = runs["after" if args.against else ""][-1]
         rate_ok = int(str(c["rows_per_s"])) >= ROWS_TARGET
         rss_ok = float(str(c["peak_rss_mib"])) <= RSS_TARGET_MIB
         fetch = c.get("fetch_seconds", "incl.")  # the planner child times fetch with the rest

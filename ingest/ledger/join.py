@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from ingest.items import Item
-from ingest.ledger.entries import line_size_etag, sort_key
+from ingest.ledger.entries import line_size_etag, line_sort_key, sort_key
 from ingest.ledger.sorting import DEFAULT_CHUNK_ROWS, ExternalSorter
 from ingest.ledger.view import LedgerView
 from ingest.state.records import item_from_json, item_line
@@ -59,6 +59,10 @@ class AntiJoin:
             raise ValueError(f"changed must be one of {CHANGED_POLICIES}, not {changed!r}")
         self.view = view
         self.changed = changed
+        self.planned = frozenset(
+            (Status.NEW, Status.CHANGED) if changed == "upload" else (Status.NEW,)
+        )
+        """The statuses that go into the shards."""
         self._counts = [0, 0, 0]  # by _INDEX; a list, not a dict: enum hashing is slow
         self._workdir = workdir
         self._chunk_rows = chunk_rows
@@ -68,7 +72,7 @@ class AntiJoin:
 
     def is_planned(self, status: Status) -> bool:
         """Whether an item with ``status`` goes into the shards."""
-        return status is Status.NEW or (status is Status.CHANGED and self.changed == "upload")
+        return status in self.planned
 
     @property
     def counts(self) -> dict[Status, int]:
@@ -80,15 +84,16 @@ class AntiJoin:
         return self._sorter.count if self._sorter is not None else 0
 
     def add(self, item: Item) -> Status | None:
-        key = f"{item.bucket or ''}\0{item.key}"
+        bucket = item.bucket or ""
+        key = f"{bucket}\0{item.key}"
         if key < self._last:
             if self._sorter is None:
                 self._sorter = ExternalSorter(self._workdir, chunk_rows=self._chunk_rows)
-            line = item_line(item)
-            self._sorter.add(key, line)
+            self._sorter.add(key, item_line(item))
             return None
         self._last = key
-        status = self._walk.status(key, item.size, item.etag)
+        size, etag = item.size, item.etag
+        status = self._walk.status(key, f"{bucket}\t{item.key}\t{size}\t{etag or ''}\t", size, etag)
         self._counts[_INDEX[status]] += 1
         return status
 
@@ -100,45 +105,89 @@ class AntiJoin:
         walk = _LedgerWalk(self.view)
         for key, line in sorter.sorted():
             item = item_from_json(json.loads(line))
-            status = walk.status(key, item.size, item.etag)
+            size, etag = item.size, item.etag
+            probe = f"{item.bucket or ''}\t{item.key}\t{size}\t{etag or ''}\t"
+            status = walk.status(key, probe, size, etag)
             self._counts[_INDEX[status]] += 1
             yield item, status
 
 
 class _LedgerWalk:
-    """The ledger's lines in key order, stepped forward to each key asked about."""
+    """The ledger's lines in key order, stepped forward to each key asked about.
+
+    Each listed object is asked about with its *probe*, ``bucket<TAB>key<TAB>size<TAB>
+    etag<TAB>``: the first fields of the ledger line that would make it *unchanged*. The
+    ledger's next line starting with the probe is the common case (a recurring import
+    lists mostly what it sent before), answered by one ``startswith``: no sort key is
+    built for that line, nor any field split. A line's sort key is built only when the
+    probe does not match (a new, changed or deleted object, or a field with escapes).
+    """
 
     def __init__(self, view: LedgerView) -> None:
-        self._lines = view.lines()
-        self._key: str | None = ""
-        self._line = ""
+        self._blocks = view.blocks()
+        self._block: list[str] = []
+        self._at = 0  # the next line: self._block[self._at]
+        self._line: str | None = None  # that line (None: the ledger is done)
+        self._line_key: str | None = None  # its sort key, once built
+        self._done_key: str | None = None  # the last line stepped past for a match
+        self._done_line = ""
+        self._next()
 
-    def status(self, key: str, size: int, etag: str | None) -> Status:
-        """The status of (``key``, ``size``, ``etag``); keys must not decrease."""
-        at = self._key
-        if at is not None and at < key:
-            for at, line in self._lines:
-                if at >= key:
-                    self._line = line
-                    break
-            else:
-                at = None
-            self._key = at
-        if at != key:
-            return Status.NEW
-        line, etag = self._line, etag or ""
-        # The fast path, for a line without escapes: its size and ETag fields start right
-        # after "bucket<TAB>key<TAB>", which is as long as the sort key plus one.
+    def _next(self) -> None:
+        self._line_key = None
+        while self._at >= len(self._block):
+            block = next(self._blocks, None)
+            if block is None:
+                self._line = None
+                return
+            self._block, self._at = block, 0
+        self._line = self._block[self._at]
+        self._at += 1
+
+    def status(self, key: str, probe: str, size: int, etag: str | None) -> Status:
+        """The status of an object: its sort key, its probe (``bucket<TAB>key<TAB>size<TAB>
+        etag<TAB>``, unescaped), size and ETag; keys must not decrease from call to call."""
+        line = self._line
+        # A match counts only for a probe whose fields need no escape in a ledger line
+        # (no backslash, tab, newline or carriage return in one): then a line starting
+        # with it holds exactly those fields.
         if (
-            "\\" not in line
-            and "\t" not in etag
-            and line.startswith(f"{size}\t{etag}\t", len(key) + 1)
+            line is not None
+            and line.startswith(probe)
+            and "\\" not in probe  # _plain(probe), inlined: the hot path
+            and "\n" not in probe
+            and "\r" not in probe
+            and probe.count("\t") == 4
         ):
+            self._done_key, self._done_line = key, line
+            self._next()
             return Status.UNCHANGED
-        known_size, known_etag = line_size_etag(line)
-        if known_size == size and known_etag == (etag or None):  # "" and None: no ETag
-            return Status.UNCHANGED
-        return Status.CHANGED
+        if key == self._done_key:  # a key listed twice: its line is behind us
+            return _compare(self._done_line, size, etag)
+        while line is not None:
+            line_key = self._line_key
+            if line_key is None:
+                line_key = self._line_key = line_sort_key(line)
+            if line_key >= key:
+                if line_key != key:
+                    return Status.NEW
+                self._done_key, self._done_line = key, line
+                self._next()
+                return _compare(line, size, etag)
+            self._next()
+            line = self._line
+        return Status.NEW
+
+
+def _compare(line: str, size: int, etag: str | None) -> Status:
+    """UNCHANGED or CHANGED: ``line`` (of the same bucket and key) against size and ETag.
+
+    A version id alone does not make a change (a new version with the same bytes has the
+    same ETag); a source without ETags compares sizes."""
+    known_size, known_etag = line_size_etag(line)
+    if known_size == size and known_etag == (etag or None):  # "" and None: no ETag
+        return Status.UNCHANGED
+    return Status.CHANGED
 
 
 def classify(

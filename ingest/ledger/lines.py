@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import IO
 
 _BLOCK = 1 << 20
+# A local file name that is not UTF-8 arrives as lone surrogates (os.fsdecode); they are
+# written and read back as they are, as the spool and the reports do.
+_UTF8, _KEEP = "utf-8", "surrogatepass"
 _FLUSH_LINES = 4096
 
 
@@ -29,11 +32,11 @@ def gzip_lines(lines: Iterable[str], level: int = 6) -> bytes:
         batch.append(line)
         if len(batch) >= _FLUSH_LINES:
             batch.append("")
-            out.append(z.compress("\n".join(batch).encode()))
+            out.append(z.compress("\n".join(batch).encode(_UTF8, _KEEP)))
             batch.clear()
     if batch:
         batch.append("")
-        out.append(z.compress("\n".join(batch).encode()))
+        out.append(z.compress("\n".join(batch).encode(_UTF8, _KEEP)))
     out.append(z.flush())
     return b"".join(out)
 
@@ -57,7 +60,7 @@ class LineWriter:
     def _flush(self) -> None:
         if self._batch:
             self._batch.append("")
-            self._file.write(self._zip.compress("\n".join(self._batch).encode()))
+            self._file.write(self._zip.compress("\n".join(self._batch).encode(_UTF8, _KEEP)))
             self._batch.clear()
 
     def close(self) -> None:
@@ -85,7 +88,7 @@ def iter_blocks(path: Path) -> Iterator[list[str]]:
                     carry = data
                     continue
                 carry = data[cut + 1 :]
-                yield data[:cut].decode().split("\n")
+                yield data[:cut].decode(_UTF8, _KEEP).split("\n")
     if carry:
         raise ValueError(f"{path} ends in the middle of a line (a truncated file)")
 

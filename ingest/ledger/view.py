@@ -14,6 +14,8 @@ from pathlib import Path
 from ingest.ledger.entries import Entry, line_sort_key
 from ingest.ledger.lines import iter_blocks
 
+_BLOCK_LINES = 4096
+
 
 class LedgerView:
     """Local segment files, oldest first. Iterate as often as needed; each pass re-reads."""
@@ -36,6 +38,21 @@ class LedgerView:
             if key != last:
                 last = key
                 yield key, line
+
+    def blocks(self) -> Iterator[list[str]]:
+        """The lines of :meth:`lines` (no keys), a block of them at a time. With one
+        segment these are its decompressed blocks as they are: no per-line work at all."""
+        if len(self.files) == 1:
+            yield from iter_blocks(self.files[0])
+            return
+        block: list[str] = []
+        for _, line in self.lines():
+            block.append(line)
+            if len(block) >= _BLOCK_LINES:
+                yield block
+                block = []
+        if block:
+            yield block
 
     def entries(self) -> Iterator[Entry]:
         for _, line in self.lines():

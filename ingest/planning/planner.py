@@ -276,6 +276,7 @@ async def _spool_listing(
     writer = SpoolWriter(spool, cost.per_item, cost.allowance)
     filtered: Counter[str] = Counter()
     seen = 0
+    planned = join.planned if join is not None else frozenset()
     try:
         async for item in items:
             seen += 1
@@ -288,12 +289,11 @@ async def _spool_listing(
             elif join is None:
                 writer.add(item)
             else:
-                status = join.add(item)
-                if status is not None and join.is_planned(status):
+                if join.add(item) in planned:  # None (set aside) is not
                     writer.add(item)
         if join is not None:
             for item, status in join.deferred():
-                if join.is_planned(status):
+                if status in planned:
                     writer.add(item)
     finally:
         writer.close()

@@ -35,7 +35,9 @@ from ingest.sources.s3 import s3_config
 from ingest.streams import ByteStream
 
 _Ahead = Item | asyncio.Task[Item | None]
-_Cells = list[str]  # (a module-level alias: inside the class, ``list`` is the method)
+# (module-level aliases: inside the class, ``list`` is the method)
+_Rows = list[tuple[int, Item | fmt.BadRow]]
+_Records = list[fmt.Record]
 
 
 class ManifestSource:
@@ -70,17 +72,28 @@ class ManifestSource:
 
     async def list(self) -> AsyncIterator[Item]:
         ahead: collections.deque[_Ahead] = collections.deque()
+        need_time = self.need_time
         try:
-            async with contextlib.aclosing(self._rows()) as rows:
-                async for where, item in rows:
-                    if self._incomplete(item):
-                        task = asyncio.create_task(self._fill(where, item), name="manifest-head")
-                        ahead.append(task)
-                    else:
-                        ahead.append(item)
-                    while ahead and (len(ahead) > self.lookahead or isinstance(ahead[0], Item)):
-                        if (done := await _settle(ahead.popleft())) is not None:
-                            yield done
+            async with contextlib.aclosing(self._batches()) as batches:
+                async for location, rows in batches:
+                    for line, item in rows:  # the hot loop: a plain loop over a chunk's rows
+                        if not isinstance(item, Item):
+                            self._bad(location, item)
+                        elif (
+                            item.size == fmt.UNKNOWN_SIZE
+                            or item.etag is None
+                            or (need_time and item.last_modified is None)
+                        ):
+                            fill = self._fill((location, line), item)
+                            ahead.append(asyncio.create_task(fill, name="manifest-head"))
+                        elif not ahead:
+                            yield item
+                            continue
+                        else:
+                            ahead.append(item)
+                        while ahead and (len(ahead) > self.lookahead or isinstance(ahead[0], Item)):
+                            if (done := await _settle(ahead.popleft())) is not None:
+                                yield done
             while ahead:
                 if (done := await _settle(ahead.popleft())) is not None:
                     yield done
@@ -89,13 +102,6 @@ class ManifestSource:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _incomplete(self, item: Item) -> bool:
-        return (
-            item.size == fmt.UNKNOWN_SIZE
-            or item.etag is None
-            or (self.need_time and item.last_modified is None)
-        )
 
     async def _fill(self, where: tuple[str, int], item: Item) -> Item | None:
         """``item`` completed from a HEAD request; None when the object does not exist."""
@@ -122,58 +128,64 @@ class ManifestSource:
             sha256=sha,
         )
 
-    async def _rows(self) -> AsyncGenerator[tuple[tuple[str, int], Item]]:
-        """(file and line, item) for every good row; bad rows go to :meth:`_bad`."""
+    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows]]:
+        """(file, [(line, item or BadRow)...]): every row, in file order, a chunk at a time
+        (bad rows in their place, so :meth:`list` reports them in order)."""
         if self.kind == "inventory":
             text = b"".join([c async for c in fmt.read_chunks(self.uri, self.s3)])
             inventory = fmt.parse_inventory(self.uri, text)
             for data in inventory.files:
-                async for line, cells in self._csv(data):
-                    self._check(data, line, row := inventory.row(line, cells))
-                    if isinstance(row, Item):
-                        yield (data, line), row
+                async for records in self._csv(data):
+                    rows: _Rows = []
+                    for line, cells in records:
+                        row = cells if isinstance(cells, fmt.BadRow) else inventory.row(line, cells)
+                        if row is not None:
+                            rows.append((line, row))
+                    yield data, rows
             return
         if self.kind == "jsonl":
-            lines = fmt.numbered_lines(fmt.read_chunks(self.uri, self.s3))
-            async for line, raw in lines:
-                fields = fmt.jsonl_row(line, raw)
-                if isinstance(fields, fmt.BadRow) or fields is None:
-                    self._check(self.uri, line, fields)
-                    continue
-                item = fmt.row_item(line, fields, url_keys=False)
-                self._check(self.uri, line, item)
-                if isinstance(item, Item):
-                    yield (self.uri, line), item
+            batches = fmt.line_batches(fmt.read_chunks(self.uri, self.s3))
+            async for start, lines in batches:
+                rows = []
+                for line, raw in enumerate(lines, start):
+                    fields = fmt.jsonl_row(line, raw)
+                    if fields is not None:
+                        rows.append(
+                            (line, fields)
+                            if isinstance(fields, fmt.BadRow)
+                            else (line, fmt.row_item(line, fields, url_keys=False))
+                        )
+                yield self.uri, rows
             return
-        columns: list[str] = list(fmt.CSV_COLUMNS)
+        columns: list[str] | None = None  # None: no header, the columns of CSV_COLUMNS
         first = True
-        async for line, cells in self._csv(self.uri):
-            if first:
-                first = False
-                if (header := fmt.header_columns(cells)) is not None:
-                    columns = header
+        url_keys = self.url_keys
+        async for records in self._csv(self.uri):
+            rows = []
+            for line, cells in records:
+                if isinstance(cells, fmt.BadRow):
+                    rows.append((line, cells))
                     continue
-            fields = fmt.named(line, columns, cells)
-            got = (
-                fields
-                if isinstance(fields, fmt.BadRow)
-                else fmt.row_item(line, fields, url_keys=self.url_keys)
-            )
-            self._check(self.uri, line, got)
-            if isinstance(got, Item):
-                yield (self.uri, line), got
+                if first:
+                    first = False
+                    if (header := fmt.header_columns(cells)) is not None:
+                        columns = header
+                        continue
+                if columns is None:
+                    rows.append((line, fmt.csv_item(line, cells, url_keys=url_keys)))
+                    continue
+                fields = fmt.named(line, columns, cells)
+                if not isinstance(fields, fmt.BadRow):
+                    rows.append((line, fmt.row_item(line, fields, url_keys=url_keys)))
+                else:
+                    rows.append((line, fields))
+            yield self.uri, rows
 
-    async def _csv(self, location: str) -> AsyncIterator[tuple[int, _Cells]]:
-        records = fmt.csv_records(fmt.numbered_lines(fmt.read_chunks(location, self.s3)))
-        async for line, cells in records:
-            if isinstance(cells, fmt.BadRow):
-                self._bad(location, cells)
-            else:
-                yield line, cells
-
-    def _check(self, where: str, line: int, row: object) -> None:
-        if isinstance(row, fmt.BadRow):
-            self._bad(where, row)
+    async def _csv(self, location: str) -> AsyncIterator[_Records]:
+        reader = fmt.CsvRecords()
+        async for start, lines in fmt.line_batches(fmt.read_chunks(location, self.s3)):
+            yield reader.records(start, lines)
+        yield reader.finish()
 
     def _bad(self, where: str, row: fmt.BadRow) -> None:
         reason = row.reason if len(row.reason) <= 300 else row.reason[:300] + "..."

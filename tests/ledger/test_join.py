@@ -17,7 +17,11 @@ from ingest.ledger.lines import gzip_lines
 from ingest.ledger.sorting import ExternalSorter
 from ingest.ledger.view import LedgerView
 
-KEYS = st.text(alphabet="ab\t\n\\é/\x00", min_size=1, max_size=4)
+KEYS = st.one_of(
+    st.text(alphabet="ab\t\n\\é/\x00", min_size=1, max_size=4),
+    # keys spelled like another key's escaped ledger field ("\\t" and a tab, ...)
+    st.text(alphabet="\\tnr\t\n\r", min_size=1, max_size=3),
+)
 BUCKETS = st.sampled_from([None, "b1", "b2"])
 ETAGS = st.sampled_from(["e1", "e2", None, "", "a\tb", "a", "x\\"])
 SIZES = st.integers(0, 2)
@@ -121,3 +125,58 @@ def test_an_etag_holding_a_tab_is_not_read_across_fields(tmp_path: Path) -> None
     view = write_view(tmp_path, [[as_entry(Item("k", 1, "a"), "r1")]])
     assert [s for _, s in classify([Item("k", 1, "a\tb")], view, tmp_path)] == [Status.CHANGED]
     assert [s for _, s in classify([Item("k", 1, "a")], view, tmp_path)] == [Status.UNCHANGED]
+
+
+def test_a_key_spelled_like_an_escape_is_not_taken_for_it(tmp_path: Path) -> None:
+    """The ledger writes a tab in a key as backslash-t: a key that *is* backslash-t is
+    another object, and the one-startswith fast path must not match it."""
+    known = [Item("a\tb", 1, "e"), Item("c\\d", 1, "e"), Item("n\nl", 1, "e\\")]
+    view = write_view(tmp_path, [[as_entry(i, "r1") for i in known]])
+    listing = [
+        Item("a\\tb", 1, "e"),  # literally backslash, t: the escaped spelling of "a<TAB>b"
+        Item("a\tb", 1, "e"),
+        Item("c\\\\d", 1, "e"),
+        Item("c\\d", 1, "e"),
+        Item("n\\nl", 1, "e\\"),
+        Item("n\nl", 1, "e\\"),
+        Item("n\nl", 1, "e\\\\"),  # listed twice: the second with another ETag
+    ]
+    want = [Status.NEW, Status.UNCHANGED] * 3 + [Status.CHANGED]
+    for order in (listing, sorted(listing, key=lambda i: sort_key(i.bucket, i.key))):
+        got = dict(classify(order, view, tmp_path))
+        assert [got[i] for i in listing] == want
+
+
+@pytest.mark.parametrize("segments", [1, 3])
+def test_a_long_ledger_is_walked_across_blocks(tmp_path: Path, segments: int) -> None:
+    """Tens of thousands of long keys: the walk crosses the view's blocks (and the 1 MiB
+    read blocks of a segment file); keys at S3's 1,024-byte limit are compared whole."""
+
+    def key(i: int) -> str:
+        return f"{i:06d}/" + ("k" * 1017 if i % 1000 == 7 else "x" * 90)
+
+    entries = [
+        Entry("b", key(i), i % 7, f"e{i}", None, f"img{i}", f"r{i % segments}", "t")
+        for i in range(0, 30_000, 2)
+    ]
+    view = write_view(tmp_path, [entries[n::segments] for n in range(segments)])
+    listing = [
+        Item(key(i), i % 7, f"e{i}" if i % 10 else "other", bucket="b") for i in range(30_000)
+    ]
+    got = Counter(s for _, s in classify(listing, view, tmp_path))
+    assert got == {Status.NEW: 15_000, Status.CHANGED: 3_000, Status.UNCHANGED: 12_000}
+
+
+def test_file_names_that_are_not_utf8_round_trip(tmp_path: Path) -> None:
+    """A local file name with bytes that are not UTF-8 is a key with lone surrogates
+    (os.fsdecode): the ledger segment and the external sort's run files keep it."""
+    odd = "photo-\udcff\udce9.jpg"
+    view = write_view(tmp_path, [[as_entry(Item(odd, 3, "e"), "r1")]])
+    assert [e.key for e in view.entries()] == [odd]
+    listing = [Item("z.jpg", 1, "e"), Item(odd, 3, "e"), Item("a\udcff", 1)]
+    got = list(classify(listing, view, tmp_path, chunk_rows=1))  # out of order: spilled
+    assert [(i.key, s) for i, s in got] == [
+        ("z.jpg", Status.NEW),
+        ("a\udcff", Status.NEW),
+        (odd, Status.UNCHANGED),
+    ]

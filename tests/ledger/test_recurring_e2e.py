@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +65,36 @@ class CountingS3:
 
 
 class RequestLog:
-    """Every API request the sandbox serves, (method, path), in order (admin calls left out)."""
+    """Every API request the sandbox serves, (method, path), in order (admin calls left
+    out), and the file names of the multipart file parts their bodies carried."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.requests: list[tuple[str, str]] = []
+        self.filenames: list[str] = []
+
+    def clear(self) -> None:
+        self.requests.clear()
+        self.filenames.clear()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/_sandbox/"):
-            self.requests.append((scope["method"], scope["path"]))
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        self.requests.append((scope["method"], scope["path"]))
+        body = bytearray()
+
+        async def recording() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            return message
+
+        await self.app(scope, recording, send)
+        self.filenames += [n.decode() for n in _FILENAME.findall(body)]
+
+
+_FILENAME = re.compile(rb'Content-Disposition: form-data; name="[^"]*"; filename="([^"]*)"', re.I)
 
 
 @pytest.fixture
@@ -112,8 +134,28 @@ class Bucket:
         self.s3.client().delete_object(Bucket=self.name, Key=key)
 
 
-def _env(tmp_path: Path, sandbox: Any, s3: CountingS3) -> dict[str, str]:
-    return run_env(tmp_path, sandbox, AWS_ENDPOINT_URL=s3.endpoint_url)
+@dataclasses.dataclass
+class Import:
+    """One recurring import's parts: its source bucket, state folder and environment."""
+
+    bucket: Bucket
+    state: Path
+    env: dict[str, str]
+
+
+@pytest.fixture
+def make_import(tmp_path: Path, sandbox: Any, s3: CountingS3) -> Callable[[str, str, int], Import]:
+    """``make_import(bucket, prefix, n)``: a bucket holding ``<prefix>/img-000.jpg``... n
+    JPEGs, a state folder, and the environment `aion-ingest` runs in against both."""
+
+    def make(name: str, prefix: str, count: int) -> Import:
+        bucket = Bucket(s3, name)
+        for i in range(count):
+            bucket.put(f"{prefix}/img-{i:03d}.jpg")
+        env = run_env(tmp_path, sandbox, AWS_ENDPOINT_URL=s3.endpoint_url)
+        return Import(bucket, tmp_path / "state", env)
+
+    return make
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 200) -> tuple[int, str, str]:
@@ -172,13 +214,14 @@ def _uploads(log: RequestLog) -> list[str]:
 
 
 def test_three_scheduled_rounds_send_only_what_is_new(
-    tmp_path: Path, sandbox: Any, s3: CountingS3, api_log: RequestLog
+    tmp_path: Path,
+    sandbox: Any,
+    s3: CountingS3,
+    api_log: RequestLog,
+    make_import: Callable[[str, str, int], Import],
 ) -> None:
-    bucket = Bucket(s3, "rounds")
-    for i in range(30):
-        bucket.put(f"cam/img-{i:03d}.jpg")
-    state = tmp_path / "state"
-    env = _env(tmp_path, sandbox, s3)
+    imp = make_import("rounds", "cam", 30)
+    bucket, state, env = imp.bucket, imp.state, imp.env
 
     first = _round(bucket, state, env, "night-1")
     assert first["by_outcome"]["uploaded"] == 30, first
@@ -191,7 +234,7 @@ def test_three_scheduled_rounds_send_only_what_is_new(
     bucket.delete("cam/img-007.jpg")
     deleted_body = bucket.bodies["cam/img-007.jpg"]
     before = {f["id"] for f in sandbox.files()}
-    api_log.requests.clear()
+    api_log.clear()
 
     second = _round(bucket, state, env, "night-2")
     plan = _plan(state, "night-2")
@@ -205,13 +248,15 @@ def test_three_scheduled_rounds_send_only_what_is_new(
     assert {f["sha256"] for f in sent} == expected
     assert len(sent) == 11
     assert _uploads(api_log)  # the log saw round 2's upload requests
+    # ... and their bodies carried exactly those 11 files (a retry may repeat one)
+    assert set(api_log.filenames) == {f["filename"] for f in sent}
 
-    api_log.requests.clear()
+    api_log.clear()
     gets_before = s3.object_gets
     third = _round(bucket, state, env, "night-3")
     plan = _plan(state, "night-3")
     assert (plan["items"], plan["new"], plan["changed"], plan["unchanged"]) == (0, 0, 0, 39)
-    assert api_log.requests == []  # no upload, not even a quota-check
+    assert api_log.requests == [] and api_log.filenames == []  # not even a quota-check
     assert s3.object_gets == gets_before  # no object body read
     assert third["unchanged"] == 39
     assert third["planned_items"] == 0
@@ -221,13 +266,10 @@ def test_three_scheduled_rounds_send_only_what_is_new(
 
 
 def test_sigkill_during_the_ledger_merge_then_the_next_run(
-    tmp_path: Path, sandbox: Any, s3: CountingS3
+    tmp_path: Path, sandbox: Any, make_import: Callable[[str, str, int], Import]
 ) -> None:
-    bucket = Bucket(s3, "killed")
-    for i in range(40):
-        bucket.put(f"k/img-{i:03d}.jpg")
-    state = tmp_path / "state"
-    env = _env(tmp_path, sandbox, s3)
+    imp = make_import("killed", "k", 40)
+    bucket, state, env = imp.bucket, imp.state, imp.env
     # the real `run`, its merge stopped just before the manifest swap (segment written)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.ledger.run_paused_in_merge",
@@ -255,13 +297,10 @@ def test_sigkill_during_the_ledger_merge_then_the_next_run(
 
 
 def test_two_runs_of_one_import_at_once_keep_the_ledger_consistent(
-    tmp_path: Path, sandbox: Any, s3: CountingS3
+    tmp_path: Path, sandbox: Any, make_import: Callable[[str, str, int], Import]
 ) -> None:
-    bucket = Bucket(s3, "twice")
-    for i in range(40):
-        bucket.put(f"t/img-{i:03d}.jpg")
-    state = tmp_path / "state"
-    env = _env(tmp_path, sandbox, s3)
+    imp = make_import("twice", "t", 40)
+    bucket, state, env = imp.bucket, imp.state, imp.env
     procs = [start(_run_args(bucket, state, run_id), env) for run_id in ("left", "right")]
     try:
         results = [p.communicate(timeout=220) for p in procs]
