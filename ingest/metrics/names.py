@@ -51,6 +51,7 @@ RUN_BYTES_PLANNED = PREFIX + "run_bytes_planned"
 RUN_BYTES_DONE = PREFIX + "run_bytes_done"
 RUN_SHARDS = PREFIX + "run_shards"  # gauge by state
 RUN_ETA = PREFIX + "run_eta_seconds"
+RUN_FORECAST = PREFIX + "run_forecast_seconds"  # the plan's predicted duration
 QUOTA_AVAILABLE = PREFIX + "quota_available_files"
 
 # --- pushed to a Pushgateway once, at the end of a run -------------------------------------
@@ -97,6 +98,7 @@ EXPORTED: frozenset[str] = frozenset(
         RUN_BYTES_DONE,
         RUN_SHARDS,
         RUN_ETA,
+        RUN_FORECAST,
         QUOTA_AVAILABLE,
         RUN_LAST_SUCCESS,
         RUN_EXIT_CODE,

@@ -26,7 +26,7 @@ from ingest.api.models import (
     UploadSessionResultItem,
 )
 from ingest.api.observe import RequestObserver
-from ingest.errors import ItemRejected, SourceItemError
+from ingest.errors import ItemRejected, QuotaExhausted, SourceItemError
 from ingest.items import FailureCode, Outcome, PendingId
 from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
@@ -36,6 +36,7 @@ from ingest.worker.batcher import Pending
 from ingest.worker.failures import failure_code
 from ingest.worker.naming import Route
 from ingest.worker.pacing import Limiter
+from ingest.worker.quota import QuotaGate, is_quota_reason
 from ingest.worker.uploads_api import UploadsApi
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Uploader:
     limiter: Limiter
     observer: RequestObserver | None = None  # metrics: hears how long source reads take
     source_endpoint: str = "source:read"  # how source reads are named to the observer
+    quota: QuotaGate = dataclasses.field(default_factory=QuotaGate)  # the month's uploads
 
     def spec(self, p: Pending, transfer: Transfer) -> FileSpec:
         """The file as the client sees it: re-opened from the source for every attempt."""
@@ -98,10 +100,16 @@ class Uploader:
 
     async def _single_outcome(self, p: Pending, t: Transfer) -> None:
         t.route = p.fields.route.value
+        if self.quota.closed:
+            self.quota.record(t)
+            return
         try:
             await self._single(p, t)
         except (ItemRejected, SourceItemError) as exc:
             _failed(t, exc)
+        except QuotaExhausted as exc:
+            self.quota.close(exc.message)
+            self.quota.record(t, attempts_of(exc))
 
     async def _single(self, p: Pending, t: Transfer) -> None:
         w = self.worker
@@ -151,6 +159,10 @@ class Uploader:
         while pairs:
             for _, t in pairs:
                 t.route = Route.BATCH.value
+            if self.quota.closed:
+                for _, t in pairs:
+                    self.quota.record(t)
+                return
             opened: list[Transfer] = []  # in the order the body opened them
             specs = [_noting_open(self.spec(p, t), t, opened) for p, t in pairs]
             sent = time.time()
@@ -171,6 +183,12 @@ class Uploader:
                 culprit = next((pt for pt in pairs if opened and pt[1] is opened[-1]), pairs[0])
                 _failed(culprit[1], exc)
                 pairs = [pt for pt in pairs if pt is not culprit]
+                continue
+            except QuotaExhausted as exc:  # refused as a whole: send what still fits
+                fits = await self.quota.room(self.client, len(pairs), exc)
+                for _, t in pairs[fits:]:
+                    self.quota.record(t, attempts_of(exc))
+                pairs = pairs[:fits]
                 continue
             except ItemRejected as exc:
                 if len(pairs) == 1:
@@ -199,7 +217,10 @@ class Uploader:
                 rejected: Transfer | None = pairs[rej.index][1]
             else:
                 rejected = by_name.get(rej.filename)
-            if rejected is not None:
+            if rejected is not None and is_quota_reason(rej.reason):
+                self.quota.close(rej.reason or "quota")  # the files beyond what was left
+                self.quota.record(rejected, attempts)
+            elif rejected is not None:
                 rejected.finish(
                     Outcome.FAILED,
                     reason=rej.reason,
