@@ -49,7 +49,7 @@ async def status_command(
             "done": done,
             "objects_per_second": round(progress.objects_per_second, 3),
             "eta_seconds": None if progress.eta_seconds is None else round(progress.eta_seconds),
-            "forecast_seconds": None if predicted is None else round(predicted, 1),
+            "forecast_seconds": predicted,
             "shards": [dataclasses.asdict(s) | {"state": s.state} for s in statuses],
             "report": json.loads(report.data) if report else None,
         }
