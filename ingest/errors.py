@@ -81,6 +81,12 @@ class FatalError(IngestError):
     exit_code = ExitCode.FATAL
 
 
+class QuotaExhausted(FatalError):
+    """The month's upload quota is used up (402/403/429 naming the quota). Fatal for a
+    run that sends nothing more; the worker records the files it could not send as
+    ``quota_exhausted`` instead (ingest/worker/quota.py)."""
+
+
 class StateDamaged(FatalError):
     """A file in the state store cannot be read (truncated, garbled): the message names it
     and the fix. Fatal: a retry reads the same bytes."""

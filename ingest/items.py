@@ -84,6 +84,7 @@ class FailureCode(enum.StrEnum):
     SOURCE_GONE = "source_gone"  # deleted since planning
     SOURCE_CHANGED = "source_changed"  # changed since planning, or while it was read
     SOURCE_UNREADABLE = "source_unreadable"  # cannot be read: access, archive, not a file
+    QUOTA_EXHAUSTED = "quota_exhausted"  # the month's upload quota ran out before it was sent
     NOT_PROCESSED = "not_processed"  # no outcome: its shard stopped first (report rows only)
 
 

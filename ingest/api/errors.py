@@ -26,6 +26,7 @@ from ingest.errors import (
     FatalError,
     IngestError,
     ItemRejected,
+    QuotaExhausted,
     RateLimited,
     RetryableError,
 )
@@ -155,7 +156,7 @@ def classify(
     said = f": {info.message}" if info.message else ""
     kw: dict[str, Any] = {"status": status, "code": info.code, "request_id": rid}
     if _is_quota(info.code, info.message) and status in {402, 403, 429}:
-        return FatalError(
+        return QuotaExhausted(
             f"upload quota exhausted at {endpoint}{said}; raise the plan's limit or wait "
             "for the monthly reset, then rerun (finished items are kept)",
             **kw,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from ingest.commands.pacing import forecaster
 from ingest.orchestration.flow import orchestrate, require_state
 from ingest.orchestration.kubernetes import KubernetesJob, Observer
 from ingest.orchestration.metrics import RunMetrics
@@ -44,7 +45,8 @@ async def coordinate_command(
             return await plan_source(source_uri, settings, store, run_id=rid)
 
         steps = StoreSteps(store, planner, settings=settings, on_plan=_log_plan)
-        metrics = RunMetrics(settings.metrics)  # the chart sets INGEST_METRICS__PORT
+        # the chart sets INGEST_METRICS__PORT
+        metrics = RunMetrics(settings.metrics, forecast=forecaster(settings, None))
         async with metrics.serving():
             code = await orchestrate(
                 KubernetesJob(launcher, state_uri, observer=observer),

@@ -8,9 +8,12 @@ the quota-check answer the plan recorded tells it (``monthly_limit``: 1,000 / 10
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from ingest.planning.forecast import plan_forecast
 from ingest.settings import TIER_BY_MONTHLY_LIMIT, Settings, Tier
+from ingest.state.records import RunPlan
 
 
 def tier_from_quota(quota: dict[str, Any] | None) -> Tier | None:
@@ -40,7 +43,7 @@ def choose_tier(settings: Settings, quota: dict[str, Any] | None) -> tuple[Tier,
 
 def describe(settings: Settings, tier: Tier, origin: str) -> str:
     """One line: requests per minute, files per batch, where they come from, how to change."""
-    effective = settings.model_copy(update={"api": settings.api.model_copy(update={"tier": tier})})
+    effective = with_tier(settings, tier)
     rpm = effective.requests_per_minute()
     if settings.worker.requests_per_minute:
         why = "set by INGEST_WORKER__REQUESTS_PER_MINUTE"
@@ -51,3 +54,21 @@ def describe(settings: Settings, tier: Tier, origin: str) -> str:
         f"files per batch ({why}); to change it set INGEST_API__TIER to your plan's tier "
         "or INGEST_WORKER__REQUESTS_PER_MINUTE"
     )
+
+
+def with_tier(settings: Settings, tier: Tier) -> Settings:
+    """``settings`` with the tier the workers will pace to (the forecast uses the same)."""
+    return settings.model_copy(update={"api": settings.api.model_copy(update={"tier": tier})})
+
+
+def forecaster(settings: Settings, parallelism: int | None) -> Callable[[RunPlan], float | None]:
+    """A plan's predicted duration at the pacing its workers will use (the run's metrics
+    export it beside the measured rate); None for an empty plan."""
+
+    def seconds(plan: RunPlan) -> float | None:
+        if plan.items == 0:
+            return None
+        tier, _ = choose_tier(settings, plan.quota)
+        return plan_forecast(plan, with_tier(settings, tier), parallelism).seconds
+
+    return seconds

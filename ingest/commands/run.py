@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ingest.commands.pacing import choose_tier
+from ingest.commands.pacing import choose_tier, forecaster, with_tier
 from ingest.commands.pacing import describe as describe_pacing
 from ingest.errors import ConfigError
 from ingest.items import FINAL_CODES, Item
@@ -117,7 +117,7 @@ async def _run_locally(
         if settings.metrics.port is not None
         else None
     )
-    metrics = RunMetrics(settings.metrics, relay=relay)
+    metrics = RunMetrics(settings.metrics, relay=relay, forecast=forecaster(settings, parallelism))
     launcher = LocalProcesses(
         store.uri,
         parallelism=parallelism,
@@ -130,10 +130,7 @@ async def _run_locally(
     def on_plan(outcome: PlanOutcome) -> None:
         planned.append(outcome.plan.run_id)
         tier, origin = choose_tier(settings, outcome.plan.quota)
-        paced = settings.model_copy(
-            update={"api": settings.api.model_copy(update={"tier": tier})}
-        )  # the forecast uses the pacing the workers will
-        _show_plan(outcome, paced, parallelism)
+        _show_plan(outcome, with_tier(settings, tier), parallelism)  # the workers' pacing
         say(describe_pacing(settings, tier, origin))
         if tier != settings.api.tier:  # the workers read their settings from the environment
             launcher.env_overrides["INGEST_API__TIER"] = tier

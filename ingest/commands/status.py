@@ -9,15 +9,18 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
+from ingest.commands.pacing import forecaster
 from ingest.logs import redact
 from ingest.orchestration.local import default_state_uri
 from ingest.orchestration.progress import RunProgress, RunTracker
+from ingest.planning.forecast import duration
 from ingest.report import ShardStatus, build_report
 from ingest.settings import Settings
 from ingest.state import open_state
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.claims import backed_claims
 from ingest.state.records import RunPlan, read_checkpoint, read_plan
+from ingest.worker.ids import pending_uploads, resolve_pending_ids
 
 # Shards whose results are read at once to check their checkpoints' claims (each read holds
 # one shard's outcomes in memory).
@@ -44,6 +47,7 @@ async def status_command(
         statuses = await _backed(store, plan, progress.shards)
         report = await store.get(RunLayout(run_id).report_json)
     done = sum(s.done for s in statuses)
+    predicted = forecaster(settings, None)(plan)
     if as_json:
         doc = {
             "run_id": run_id,
@@ -51,6 +55,7 @@ async def status_command(
             "done": done,
             "objects_per_second": round(progress.objects_per_second, 3),
             "eta_seconds": None if progress.eta_seconds is None else round(progress.eta_seconds),
+            "forecast_seconds": predicted,
             "shards": [dataclasses.asdict(s) | {"state": s.state} for s in statuses],
             "report": json.loads(report.data) if report else None,
         }
@@ -58,6 +63,8 @@ async def status_command(
         return 0
     print(f"run {run_id} ({plan.source}): {done:,}/{plan.items:,} objects have an outcome")
     print(progress.text())
+    if predicted is not None:
+        print(_against_forecast(plan.items, predicted, progress.objects_per_second))
     print(f"{'shard':>5}  {'done':>15}  {'%':>6}  {'state':<12} worker        updated")
     for s in statuses:
         pct = 100.0 * s.done / s.items if s.items else 100.0
@@ -97,9 +104,13 @@ async def _backed(
 
 
 async def report_command(run_id: str, settings: Settings, *, failed_only: bool) -> int:
-    """``aion-ingest report RUN_ID``: merge the results into report.json and report.csv."""
+    """``aion-ingest report RUN_ID``: merge the results into report.json and report.csv.
+
+    Image ids the workers left pending (``worker.batch_results=list``, shards run by
+    ``aion-ingest work`` alone) are resolved first, as the run's report step does."""
     state_uri = settings.state or default_state_uri()
     async with open_state(state_uri, settings) as store:
+        ids_line = await _resolve_ids(store, run_id, settings)
         # A rebuild keeps the verdict the run ended with (the Job's, not ours to judge).
         earlier = await store.get(RunLayout(run_id).report_json)
         doc = json.loads(earlier.data) if earlier is not None else {}
@@ -110,5 +121,31 @@ async def report_command(run_id: str, settings: Settings, *, failed_only: bool) 
             verdict=doc.get("verdict"),
             failed_indexes=doc.get("failed_indexes") or None,
         )
+    if ids_line:
+        print(ids_line)
     print(redact(report.summary()))
     return 0
+
+
+async def _resolve_ids(store: StateStore, run_id: str, settings: Settings) -> str | None:
+    """Resolve the run's pending image ids; a line for people when there were some."""
+    plan = await read_plan(store, run_id)
+    if settings.api.key is None:  # reading a report needs no key; resolving ids does
+        pending = await pending_uploads(store, run_id, plan.shards)
+        if not pending.wanted:
+            return None
+        return (
+            f"image ids: {len(pending.wanted)} pending; set AIONVISION_API_KEY and run "
+            f"'aion-ingest report {run_id}' again to resolve them"
+        )
+    ids = await resolve_pending_ids(store, run_id, plan.shards, settings)
+    return ids.summary() if ids.pending else None
+
+
+def _against_forecast(items: int, predicted: float, measured: float) -> str:
+    """The plan's forecast beside the measured rate (objects per second, 0 when unknown)."""
+    rate = items / predicted if predicted > 0 else 0.0
+    line = f"forecast: {duration(predicted)} for the whole run, {rate * 60:,.0f} objects/min"
+    if measured > 0 and rate > 0:
+        line += f"; measured {measured * 60:,.0f} objects/min ({100 * measured / rate:.0f}% of it)"
+    return line

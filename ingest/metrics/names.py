@@ -44,6 +44,7 @@ RUN_BYTES_PLANNED = PREFIX + "run_bytes_planned"
 RUN_BYTES_DONE = PREFIX + "run_bytes_done"
 RUN_SHARDS = PREFIX + "run_shards"  # gauge by state
 RUN_ETA = PREFIX + "run_eta_seconds"
+RUN_FORECAST = PREFIX + "run_forecast_seconds"  # the plan's predicted duration
 QUOTA_AVAILABLE = PREFIX + "quota_available_files"
 
 # --- pushed to a Pushgateway once, at the end of a run -------------------------------------
@@ -93,7 +94,7 @@ _GAUGES = (
     *(PACING, IN_FLIGHT_OBJECTS, IN_FLIGHT_BYTES, QUEUE_ITEMS, SHARD_PLANNED, SHARD_DONE),
     *(LAST_PROGRESS, BUILD_INFO),
     *(RUN_PHASE, RUN_OBJECTS_PLANNED, RUN_OBJECTS_DONE, RUN_BYTES_PLANNED, RUN_BYTES_DONE),
-    *(RUN_SHARDS, RUN_ETA, QUOTA_AVAILABLE),
+    *(RUN_SHARDS, RUN_ETA, RUN_FORECAST, QUOTA_AVAILABLE),
     *(RUN_LAST_SUCCESS, RUN_EXIT_CODE, RUN_DURATION, RUN_OBJECTS),
 )
 EXPORTED: frozenset[str] = frozenset(

@@ -61,6 +61,10 @@ class RunProgress(Protocol):
     def quota_available_files(self) -> int | None:
         """Files the API key may still upload this month (quota-check); None if unknown."""
 
+    @property
+    def forecast_seconds(self) -> float | None:
+        """The whole run's predicted duration (the plan's forecast); None if unknown."""
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSnapshot:
@@ -75,6 +79,7 @@ class RunSnapshot:
     shard_states: Mapping[str, int] = dataclasses.field(default_factory=dict)
     eta_seconds: float | None = None
     quota_available_files: int | None = None
+    forecast_seconds: float | None = None
 
 
 class RunCollector(Collector):
@@ -122,6 +127,13 @@ class RunCollector(Collector):
         yield fam
         if p.eta_seconds is not None:
             yield gauge(n.RUN_ETA, "Seconds until the run ends at its current rate.", p.eta_seconds)
+        if p.forecast_seconds is not None:
+            yield gauge(
+                n.RUN_FORECAST,
+                "The run's predicted duration from its plan (objects per route, the tier's "
+                "budget); compare with the objects done per second.",
+                p.forecast_seconds,
+            )
         if p.quota_available_files is not None:
             yield gauge(
                 n.QUOTA_AVAILABLE, "Files the API key may still upload.", p.quota_available_files

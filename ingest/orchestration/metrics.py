@@ -39,8 +39,11 @@ class RunMetrics:
         port: int | None = None,
         relay: WorkerRelay | None = None,
         clock: Callable[[], float] = time.monotonic,
+        forecast: Callable[[RunPlan], float | None] | None = None,
     ) -> None:
         self.settings = settings
+        self.forecast = forecast  # a plan's predicted duration (commands: planning/forecast)
+        self.forecast_seconds: float | None = None
         self.port = settings.port if port is None else port
         self.relay = relay
         self.clock = clock
@@ -55,6 +58,8 @@ class RunMetrics:
     def planned(self, plan: RunPlan) -> None:
         self.run_id = plan.run_id
         self.plan = plan
+        if self.forecast is not None:
+            self.forecast_seconds = self.forecast(plan)
 
     def seen(self, progress: RunProgress) -> None:
         self.run_id = progress.run_id
@@ -83,6 +88,7 @@ class RunMetrics:
             shard_states=states,
             eta_seconds=p.eta_seconds if p and self.phase == "uploading" else None,
             quota_available_files=quota if isinstance(quota, int) else None,
+            forecast_seconds=self.forecast_seconds,
         )
 
     @contextlib.asynccontextmanager

@@ -26,7 +26,7 @@ from ingest.api.models import (
     UploadSessionResultItem,
 )
 from ingest.api.observe import RequestObserver
-from ingest.errors import ItemRejected, SourceItemError
+from ingest.errors import ItemRejected, QuotaExhausted, SourceItemError
 from ingest.items import FailureCode, Outcome, PendingId
 from ingest.settings import WorkerSettings
 from ingest.sources.base import Source
@@ -37,6 +37,7 @@ from ingest.worker.failures import failure_code
 from ingest.worker.intents import IntentLog, Sent, Skip
 from ingest.worker.naming import Route
 from ingest.worker.pacing import Limiter
+from ingest.worker.quota import QuotaGate, is_quota_reason
 from ingest.worker.uploads_api import UploadsApi
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Uploader:
     source_endpoint: str = "source:read"  # how source reads are named to the observer
     # what this run sent before each request (ingest/worker/intents.py); None: not recorded
     intents: IntentLog | None = None
+    quota: QuotaGate = dataclasses.field(default_factory=QuotaGate)  # the month's uploads
 
     def spec(self, p: Pending, transfer: Transfer) -> FileSpec:
         """The file as the client sees it: re-opened from the source for every attempt."""
@@ -104,10 +106,16 @@ class Uploader:
 
     async def _single_outcome(self, p: Pending, t: Transfer, record: Sent | None = None) -> None:
         t.route = p.fields.route.value
+        if self.quota.closed:
+            self.quota.record(t)
+            return
         try:
             await self._single(p, t, record)
         except (ItemRejected, SourceItemError) as exc:
             _failed(t, exc)
+        except QuotaExhausted as exc:
+            self.quota.close(exc.message)
+            self.quota.record(t, attempts_of(exc))
 
     async def _single(self, p: Pending, t: Transfer, record: Sent | None = None) -> None:
         w = self.worker
@@ -160,12 +168,20 @@ class Uploader:
     async def _batch(self, pairs: list[tuple[Pending, Transfer]], slot: Slot) -> None:
         w = self.worker
         # one intent record for the request and any re-send of its files below
-        record = await self._intend(Route.BATCH.value, [p for p, _ in pairs])
+        record = (
+            None
+            if self.quota.closed
+            else await self._intend(Route.BATCH.value, [p for p, _ in pairs])
+        )
         rounds = 0
         while pairs:
             rounds += 1
             for _, t in pairs:
                 t.route = Route.BATCH.value
+            if self.quota.closed:
+                for _, t in pairs:
+                    self.quota.record(t)
+                return
             opened: list[Transfer] = []  # in the order the body opened them
             specs = [_noting_open(self.spec(p, t), t, opened) for p, t in pairs]
             sent = time.time()
@@ -186,6 +202,12 @@ class Uploader:
                 culprit = next((pt for pt in pairs if opened and pt[1] is opened[-1]), pairs[0])
                 _failed(culprit[1], exc)
                 pairs = [pt for pt in pairs if pt is not culprit]
+                continue
+            except QuotaExhausted as exc:  # refused as a whole: send what still fits
+                fits = await self.quota.room(self.client, len(pairs), exc)
+                for _, t in pairs[fits:]:
+                    self.quota.record(t, attempts_of(exc))
+                pairs = pairs[:fits]
                 continue
             except ItemRejected as exc:
                 if len(pairs) == 1:
@@ -222,7 +244,10 @@ class Uploader:
                 rejected: Transfer | None = pairs[rej.index][1]
             else:
                 rejected = by_name.get(rej.filename)
-            if rejected is not None:
+            if rejected is not None and is_quota_reason(rej.reason):
+                self.quota.close(rej.reason or "quota")  # the files beyond what was left
+                self.quota.record(rejected, attempts)
+            elif rejected is not None:
                 rejected.finish(
                     Outcome.FAILED,
                     reason=rej.reason,

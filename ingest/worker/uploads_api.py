@@ -19,6 +19,7 @@ from ingest.api.files import FileSpec
 from ingest.api.models import (
     DuplicateCheckResponse,
     ListUserFilesResponse,
+    QuotaCheckResponse,
     StreamBatchUploadResponse,
     StreamingUploadResponse,
     UploadConfirmationResponse,
@@ -27,12 +28,16 @@ from ingest.api.models import (
 
 
 class UploadsApi(Protocol):
-    """The five endpoints (or flows) a worker calls. Errors are the project's tree:
+    """The six endpoints (or flows) a worker calls. Errors are the project's tree:
     RetryableError after retries ran out, FatalError (bad key, quota), ItemRejected for a
     refused file (a refusal inside a stream-batch is data in the answer instead)."""
 
     async def check_duplicates(self, hashes: Sequence[str]) -> DuplicateCheckResponse:
         """Which of these SHA-256 hashes (hex, 1 to 500) the API already holds."""
+        ...
+
+    async def quota_check(self, file_count: int) -> QuotaCheckResponse:
+        """May ``file_count`` more files be uploaded this month, and how many may."""
         ...
 
     async def upload_stream(

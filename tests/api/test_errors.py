@@ -13,6 +13,7 @@ from ingest.errors import (
     FatalError,
     IngestError,
     ItemRejected,
+    QuotaExhausted,
     RateLimited,
     RetryableError,
 )
@@ -108,8 +109,8 @@ def _classify(status: int, code: str | None = None, message: str | None = None) 
         (401, "UNAUTHORIZED", FatalError),
         (403, "FORBIDDEN", FatalError),
         (402, "PAYMENT_REQUIRED", FatalError),
-        (429, "QUOTA_EXCEEDED", FatalError),
-        (403, "UPLOAD_QUOTA_EXHAUSTED", FatalError),
+        (429, "QUOTA_EXCEEDED", QuotaExhausted),  # a FatalError the worker handles
+        (403, "UPLOAD_QUOTA_EXHAUSTED", QuotaExhausted),
         (400, "INVALID_FILE", ItemRejected),
         (413, "FILE_TOO_LARGE", ItemRejected),
         (415, "UNSUPPORTED_MEDIA_TYPE", ItemRejected),

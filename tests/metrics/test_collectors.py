@@ -193,6 +193,7 @@ def test_run_collector_exports_a_snapshot_and_nothing_before_a_plan() -> None:
         shard_states={"complete": 2, "running": 2, "pending": 4},
         eta_seconds=90.5,
         quota_available_files=5_000,
+        forecast_seconds=600.0,
     )
     found = samples(collector)
     assert value(found, "aion_ingest_run_phase", run_id="r7", phase="uploading") == 1
@@ -201,6 +202,7 @@ def test_run_collector_exports_a_snapshot_and_nothing_before_a_plan() -> None:
     assert value(found, "aion_ingest_run_shards", run_id="r7", state="failed") == 0
     assert value(found, "aion_ingest_run_shards", run_id="r7", state="pending") == 4
     assert value(found, "aion_ingest_run_eta_seconds", run_id="r7") == 90.5
+    assert value(found, "aion_ingest_run_forecast_seconds", run_id="r7") == 600.0
     assert value(found, "aion_ingest_quota_available_files", run_id="r7") == 5000
     assert {k[0] for k in found} <= names.EXPORTED
 

@@ -80,3 +80,12 @@ def test_deadlines_parse(text: str, seconds: float) -> None:
 def test_bad_deadlines_say_what_to_write(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_status_puts_the_measured_rate_beside_the_forecast() -> None:
+    from ingest.commands.status import _against_forecast
+
+    assert _against_forecast(600, 60.0, 5.0) == (
+        "forecast: 60 s for the whole run, 600 objects/min; measured 300 objects/min (50% of it)"
+    )
+    assert _against_forecast(600, 60.0, 0.0) == "forecast: 60 s for the whole run, 600 objects/min"

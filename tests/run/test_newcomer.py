@@ -221,3 +221,24 @@ def test_a_failed_index_shows_its_cause_and_failures_group_by_code(
     assert code == 0, err[-3000:]
     # grouped by the worker's failure code (the reasons name each file), not one per file
     assert "failures by reason: rejected_in_batch 3" in out
+
+
+def test_at_the_quota_edge_the_run_uploads_what_fits_and_reports_the_rest(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
+    """Issue 14 point 9: 10 uploads left this month, 42 files, ``--ignore-quota``. The run
+    uploads 10 and records the other 32 as ``quota_exhausted`` (the shards complete: exit 0;
+    ``--retry-failed`` retries them, the code not being final). Whether the API refuses a
+    batch beyond the quota whole (tests/worker/test_pipeline.py) or file by file (the
+    sandbox), the outcome is the same."""
+    sandbox = sandbox_factory(quota=10)
+    src = tmp_path / "src"
+    make_source(src, 42)
+    state = f"file://{tmp_path / 'state'}"
+    env = run_env(tmp_path, sandbox)
+    args = ["run", str(src), "--state", state, "-p", "2", "--run-id", "edge", "--ignore-quota"]
+    code, out, err = _finish(args, env)
+    assert code == 0, err[-3000:]
+    assert "run edge: 42 planned objects: 32 failed, 10 uploaded" in out, out
+    assert "failures by reason: quota_exhausted 32" in out, out
+    assert len(sandbox.files()) == 10

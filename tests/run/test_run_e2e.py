@@ -112,6 +112,7 @@ def test_interrupted_run_resumes_and_status_tells_where_it_is(tmp_path: Path, sa
     assert status.returncode == 0, serr
     doc = json.loads(sout)
     assert 20 <= doc["done"] < n  # the flushed checkpoints say how far it got
+    assert doc["forecast_seconds"] > 0  # the plan's forecast, beside the measured rate
     states = [s["state"] for s in doc["shards"]]
     assert "in progress" in states or "complete" in states
     assert set(states) <= {"in progress", "complete", "not started"}

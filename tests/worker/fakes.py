@@ -20,6 +20,7 @@ from ingest.api.files import FileSpec
 from ingest.api.models import (
     DuplicateCheckResponse,
     ListUserFilesResponse,
+    QuotaCheckResponse,
     StreamBatchFileResult,
     StreamBatchUploadResponse,
     StreamingUploadResponse,
@@ -175,6 +176,10 @@ class FakeApi:
         self.requests.append("session-results")
         for r in self.sessions[session_id]:
             yield r
+
+    async def quota_check(self, file_count: int) -> QuotaCheckResponse:
+        self.requests.append(f"quota:{file_count}")
+        return QuotaCheckResponse(can_proceed=True, requested=file_count)
 
     async def check_duplicates(self, hashes: Sequence[str]) -> DuplicateCheckResponse:
         self.requests.append(f"check:{len(hashes)}")

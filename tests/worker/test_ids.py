@@ -146,3 +146,42 @@ def test_ids_of_a_run_with_pre_existing_files_of_the_same_names(
     n2 = sandbox.stats()["requests"]
     again = asyncio.run(_resolve(state, "ids", sandbox))
     assert (again.pending, sandbox.stats()["requests"] - n2) == (0, 0)
+
+
+def test_report_alone_resolves_the_ids_a_worker_left_pending(
+    tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Shards run by ``aion-ingest work`` alone leave their ids pending; ``aion-ingest
+    report`` resolves them as the run's report step does. Without an API key it says how
+    many are pending and what to set, and builds the report all the same."""
+    rng = random.Random(5)
+    src = tmp_path / "src"
+    src.mkdir()
+    bodies = {f"r-{i:02d}.jpg": make_jpeg(rng, 1000 + i) for i in range(12)}
+    for name, data in bodies.items():
+        (src / name).write_bytes(data)
+    _env(monkeypatch, sandbox, INGEST_WORKER__BATCH_FILES="6")
+    args = ["--state", f"file://{tmp_path / 'state'}", "--run-id", "rep"]
+    assert main(["plan", str(src), *args]) == 0
+    assert main(["work", *args, "--index", "0"]) == 0
+    run = Run(args[1], "rep", {}, tmp_path)
+    assert all(r.pending for r in run.results().values())
+    capsys.readouterr()
+
+    monkeypatch.delenv("AIONVISION_API_KEY")
+    n0 = sandbox.stats()["requests"]
+    assert main(["report", "rep", "--state", args[1]]) == 0
+    out = capsys.readouterr().out
+    assert "image ids: 12 pending; set AIONVISION_API_KEY and run 'aion-ingest report rep'" in out
+    assert sandbox.stats()["requests"] == n0 and all(r.pending for r in run.results().values())
+
+    monkeypatch.setenv("AIONVISION_API_KEY", sandbox.api_key)
+    assert main(["report", "rep", "--state", args[1]]) == 0
+    assert "image ids: 12 pending, 12 from 1 listing pages" in capsys.readouterr().out
+    by_hash = {f["sha256"]: f["id"] for f in sandbox.files()}
+    results = {r.key.rsplit("/", 1)[-1]: r for r in run.results().values()}
+    for name, data in bodies.items():
+        assert results[name].image_id == by_hash[hashlib.sha256(data).hexdigest()], name
+        assert results[name].pending is None
+    report = (tmp_path / "state" / "runs" / "rep" / "report.csv").read_text()
+    assert all(by_hash[hashlib.sha256(d).hexdigest()] in report for d in bodies.values())

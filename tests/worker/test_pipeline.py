@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 
 from ingest.api.files import FileSpec
-from ingest.api.models import StreamBatchUploadResponse, UploadSessionResultItem
-from ingest.errors import FatalError
-from ingest.items import Item, ItemResult, Outcome
+from ingest.api.models import (
+    QuotaCheckResponse,
+    StreamBatchUploadResponse,
+    UploadSessionResultItem,
+)
+from ingest.errors import FatalError, QuotaExhausted
+from ingest.items import FailureCode, Item, ItemResult, Outcome
 from ingest.settings import STREAM_MAX_BYTES, load_settings
 from ingest.state.records import Checkpoint
 from ingest.worker.accounting import Accounting
@@ -230,3 +234,62 @@ async def test_accepted_batches_need_no_session_results(adds_up: bool) -> None:
     else:
         assert api.requests == ["batch:20", "session-results"]
         assert all(res[o].image_id for o in range(19))
+
+
+class QuotaApi(FakeApi):
+    """An API whose month's quota holds ``left`` more files and that refuses a request as a
+    whole (402) when its new files do not fit (issue 14: a 20-file batch with 10 left)."""
+
+    def __init__(self, left: int) -> None:
+        super().__init__()
+        self.left = left
+
+    def _store(self, name: str, data: bytes, skip: bool, **meta: Any) -> tuple[str, bool]:
+        fid, skipped = super()._store(name, data, skip, **meta)
+        self.left -= 0 if skipped else 1
+        return fid, skipped
+
+    def _fits(self, n: int) -> None:
+        if n > self.left:
+            self.requests.append(f"refused:{n}")
+            raise QuotaExhausted("upload quota exhausted: monthly limit reached", status=402)
+
+    async def upload_stream_batch(self, files: Sequence[FileSpec], **kw: Any) -> Any:
+        self._fits(len(files))
+        return await super().upload_stream_batch(files, **kw)
+
+    async def upload_stream(self, file: FileSpec, **kw: Any) -> Any:
+        self._fits(1)
+        return await super().upload_stream(file, **kw)
+
+    async def quota_check(self, file_count: int) -> QuotaCheckResponse:
+        self.requests.append(f"quota:{file_count}")
+        return QuotaCheckResponse(
+            can_proceed=file_count <= self.left, requested=file_count, available=self.left
+        )
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_at_the_quota_edge_batches_shrink_to_what_is_left_and_the_rest_is_recorded(
+    concurrency: int,
+) -> None:
+    """10 uploads left, 42 files (batches of 20): the first batch is refused as a whole, is
+    sized down to the 10 that fit and sent again; every other file is ``quota_exhausted``
+    (the later ones without a request) and the shard completes."""
+    objects = {f"p/{n:02d}.jpg": jpg(n) for n in range(42)}
+    items = [Item(key=k, size=len(v)) for k, v in objects.items()]
+    pipe, api, _, got = build(objects, items, api=QuotaApi(10), concurrency=concurrency)
+    await pipe.run()
+    out = by_ordinal(got)
+    assert len(out) == 42
+    uploaded = [r for r in out.values() if r.outcome is Outcome.UPLOADED]
+    exhausted = [r for r in out.values() if r.code == FailureCode.QUOTA_EXHAUSTED]
+    assert (len(uploaded), len(exhausted), api.left) == (10, 32, 0)
+    assert all(r.outcome is Outcome.FAILED and "quota" in (r.reason or "") for r in exhausted)
+    assert {f["id"] for f in api.files.values()} == {r.image_id for r in uploaded}
+    assert "batch:10" in api.requests
+    if concurrency == 1:  # in order: 402, the check, the 10 that fit, 402, the check; no more
+        assert api.requests[:6] == [
+            "refused:20", "quota:20", "batch:10", "session-results", "refused:20", "quota:20"
+        ]  # fmt: skip
+        assert len(api.requests) == 6
