@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from ingest.items import Item, Outcome
+from ingest.items import FailureCode, Item, Outcome
 from ingest.metrics import names
 from ingest.metrics.requests import RequestStats, code_class
 from ingest.metrics.worker import WorkerCollector
@@ -49,7 +49,8 @@ def worst_worker() -> WorkerCollector:
     for i, (outcome, route) in enumerate(names.OUTCOME_ROUTES):
         t = acct.open(i, Item(f"k{i}.jpg", 10))
         t.route = None if route == "none" else route
-        t.finish(Outcome(outcome), reason="x")
+        failed = outcome == Outcome.FAILED.value
+        t.finish(Outcome(outcome), reason="x", code=FailureCode.REJECTED if failed else None)
         acct.close(t)
     stats = RequestStats()
     for endpoint in WORKER_ENDPOINTS:

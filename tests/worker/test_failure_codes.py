@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from ingest.api.errors import ApiErrorInfo, StorageRejected, classify
 from ingest.api.files import FileSpec, exact_chunks
 from ingest.api.models import StreamBatchUploadResponse, UploadSessionResultItem
-from ingest.errors import IngestError, ItemRejected, SourceItemError
+from ingest.errors import IngestError, ItemRejected, QuotaExhausted, SourceItemError
 from ingest.items import FailureCode, Item, ItemResult, Outcome
 from ingest.report import merge_shard
 from ingest.s3.errors import translate
@@ -64,7 +64,7 @@ class RefusingApi(FakeApi):
     """Single uploads refused with ``error``; a stream-batch answered with one rejection
     (``bad.jpg``), one server-side failure (``fails.jpg``) and no result for ``lost.jpg``."""
 
-    def __init__(self, error: IngestError | None = None) -> None:
+    def __init__(self, error: Exception | None = None) -> None:
         super().__init__()
         self.error = error
 
@@ -179,6 +179,12 @@ async def _walk_api_and_s3() -> dict[str, FailureCode]:
         r = await _single(RefusingApi(error), FakeSource({item.key: b"x" * 10}), item)
         assert (r.code, r.http_status) == (expected, error.status), what
         seen[what] = expected
+    # a 402 naming the quota: the file is recorded, the worker's quota gate closes
+    quota = _api_error(402, "monthly upload quota exceeded")
+    assert isinstance(quota, QuotaExhausted)
+    r = await _single(RefusingApi(quota), FakeSource({item.key: b"x" * 10}), item)
+    assert r.code == FailureCode.QUOTA_EXHAUSTED, r
+    seen["402 (quota used up)"] = FailureCode.QUOTA_EXHAUSTED
     for what, error, expected in _S3_READS:
         assert isinstance(error, SourceItemError), what
         r = await _single(FakeApi(), FailingSource(error), item)
