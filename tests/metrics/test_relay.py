@@ -84,7 +84,7 @@ async def test_one_port_serves_the_run_and_every_worker_then_drops_exited_ones(
             found = await scrape(whole.port or 0)
         assert shards_in(found) == {"1"}  # then its series go; the live worker's stay
         assert found[uploaded("r", 1)] == 2
-        assert not caplog.records  # an exit is no trouble
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # an exit is fine
         assert relay.ports == {1: w1.port}
 
         # a worker that ends between two scrapes: however long the gap, one scrape serves
