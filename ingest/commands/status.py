@@ -18,8 +18,8 @@ from ingest.report import ShardStatus, build_report
 from ingest.settings import Settings
 from ingest.state import open_state
 from ingest.state.base import RunLayout, StateStore
-from ingest.state.claims import backed_claims
-from ingest.state.records import RunPlan, read_checkpoint, read_plan
+from ingest.state.claims import stored_backed_claims
+from ingest.state.records import RunPlan, read_plan
 from ingest.worker.ids import pending_uploads, resolve_pending_ids
 
 # Shards whose results are read at once to check their checkpoints' claims (each read holds
@@ -96,8 +96,7 @@ async def _backed(
         if s.done == 0:
             return s
         async with gate:
-            claimed = await read_checkpoint(store, plan.run_id, s.index)
-            backed = await backed_claims(store, layout, s.index, claimed)
+            backed = await stored_backed_claims(store, layout, s.index)
         return dataclasses.replace(s, done=min(backed.count(), s.items))
 
     return list(await asyncio.gather(*(one(s) for s in statuses)))

@@ -14,8 +14,8 @@ from ingest.planning.planner import PlanOutcome
 from ingest.report import Report, build_report, shard_statuses
 from ingest.settings import Settings
 from ingest.state.base import RunLayout, StateStore
-from ingest.state.claims import backed_claims
-from ingest.state.records import RunPlan, read_checkpoint, read_plan
+from ingest.state.claims import stored_backed_claims
+from ingest.state.records import RunPlan, read_plan
 from ingest.worker.ids import resolve_pending_ids
 
 Planner = Callable[[str | None], Awaitable[PlanOutcome]]
@@ -64,8 +64,7 @@ class StoreSteps:
         for s in await shard_statuses(self.store, plan):
             if s.state != "complete":
                 continue
-            claimed = await read_checkpoint(self.store, plan.run_id, s.index)
-            backed = await backed_claims(self.store, layout, s.index, claimed)
+            backed = await stored_backed_claims(self.store, layout, s.index)
             if backed.is_complete(s.items):
                 out.append(s.index)
         return out

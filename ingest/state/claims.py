@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from ingest.state.base import RunLayout, StateStore
-from ingest.state.records import Checkpoint, read_results
+from ingest.state.records import Checkpoint, read_checkpoint, read_results
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ async def backed_claims(
     backed = Checkpoint()
     backed.add_all(o for o in results if checkpoint.is_done(o))
     return backed
+
+
+async def stored_backed_claims(store: StateStore, layout: RunLayout, index: int) -> Checkpoint:
+    """Shard ``index``'s stored checkpoint cut down to the ordinals with an outcome."""
+    claimed = await read_checkpoint(store, layout.run_id, index)
+    return await backed_claims(store, layout, index, claimed)
 
 
 async def verify_claims(
