@@ -13,3 +13,31 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("behaviour", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("behaviour")
+
+
+# Commands run in-process (``cli.main``) call ``setup_logging``, which replaces the root
+# logger's handlers and sets levels for the whole process. Each test gets the logging
+# configuration it started with back, so no test's outcome depends on which ran before it.
+import logging  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    for handler in list(root.handlers):  # what the test added, less pytest's own capture
+        if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
