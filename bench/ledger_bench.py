@@ -116,7 +116,11 @@ async def planner_child(manifest: Path, state: Path) -> dict[str, object]:
     ):
         run_id = f"bench-{os.getpid()}"
         outcome = await make_plan(
-            source.list(), settings=settings, source_uri=str(manifest), store=store, run_id=run_id
+            batches=source.batches(),
+            settings=settings,
+            source_uri=str(manifest),
+            store=store,
+            run_id=run_id,
         )
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu

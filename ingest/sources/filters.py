@@ -237,7 +237,10 @@ class Filter:
 
     def check(self, item: Item) -> Reason | None:
         """Why ``item`` is dropped, or None to keep it. Pure: counts nothing."""
-        key = item.key
+        return self.check_of(item.key, item.size, item.last_modified)
+
+    def check_of(self, key: str, size: int, last_modified: str | None) -> Reason | None:
+        """:meth:`check` of an object given by its fields (a plain listed row, no Item)."""
         if key.endswith("/"):
             return Reason.DIRECTORY_MARKER
         if self.include and not _any(self.include, key):
@@ -246,12 +249,12 @@ class Filter:
             return Reason.EXCLUDED_GLOB
         if self.supported_only and not is_supported(key):
             return Reason.UNSUPPORTED_FORMAT
-        if self.min_size is not None and item.size < self.min_size:
+        if self.min_size is not None and size < self.min_size:
             return Reason.TOO_SMALL
-        if self.max_size is not None and item.size > self.max_size:
+        if self.max_size is not None and size > self.max_size:
             return Reason.TOO_LARGE
-        if item.last_modified and (self.modified_after or self.modified_before):
-            when = dt.datetime.fromisoformat(item.last_modified)
+        if last_modified and (self.modified_after or self.modified_before):
+            when = dt.datetime.fromisoformat(last_modified)
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
             if self.modified_after and when < self.modified_after:
@@ -262,7 +265,11 @@ class Filter:
 
     def reason(self, item: Item) -> str | None:
         """Why ``item`` is dropped (and count it), or None to keep it."""
-        why = self.check(item)
+        return self.reason_of(item.key, item.size, item.last_modified)
+
+    def reason_of(self, key: str, size: int, last_modified: str | None) -> str | None:
+        """:meth:`reason` of an object given by its fields (a plain listed row, no Item)."""
+        why = self.check_of(key, size, last_modified)
         if why is not None:
             self.counts[why.value] += 1
         return None if why is None else why.value

@@ -25,18 +25,19 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import FailureCode, Item
+from ingest.items import FailureCode, Item, Listed, item_of
 from ingest.s3.client import S3Client
 from ingest.s3.uris import path_from_uri
 from ingest.settings import SourceSettings
 from ingest.sources import manifest_formats as fmt
+from ingest.sources.base import Batch
 from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
 from ingest.sources.s3 import s3_config
 from ingest.streams import ByteStream
 
-_Ahead = Item | asyncio.Task[Item | None]
+_Ahead = Listed | asyncio.Task[Item | None]
 # (module-level aliases: inside the class, ``list`` is the method)
-_Rows = list[tuple[int, Item | fmt.BadRow]]
+_Rows = list[tuple[int, Listed | fmt.BadRow]]
 _Records = list[fmt.Record]
 
 
@@ -71,32 +72,52 @@ class ManifestSource:
     # --- listing -----------------------------------------------------------------------
 
     async def list(self) -> AsyncIterator[Item]:
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for row in batch:
+                    yield item_of(row)
+
+    async def batches(self) -> AsyncGenerator[Batch]:
         ahead: collections.deque[_Ahead] = collections.deque()
-        need_time = self.need_time
+        need_time, lookahead = self.need_time, self.lookahead
         try:
             async with contextlib.aclosing(self._batches()) as batches:
                 async for location, rows in batches:
-                    for line, item in rows:  # the hot loop: a plain loop over a chunk's rows
-                        if not isinstance(item, Item):
-                            self._bad(location, item)
-                        elif (
-                            item.size == fmt.UNKNOWN_SIZE
-                            or item.etag is None
-                            or (need_time and item.last_modified is None)
+                    out: Batch = []
+                    for line, row in rows:  # the hot loop: a plain loop over a chunk's rows
+                        if isinstance(row, fmt.BadRow):
+                            if self.fail_fast and out:
+                                yield out  # the rows before it, as they came
+                                out = []
+                            self._bad(location, row)
+                        elif (isinstance(row, tuple) and need_time) or (
+                            isinstance(row, Item)
+                            and (
+                                row.size == fmt.UNKNOWN_SIZE
+                                or row.etag is None
+                                or (need_time and row.last_modified is None)
+                            )
                         ):
-                            fill = self._fill((location, line), item)
+                            fill = self._fill((location, line), item_of(row))
                             ahead.append(asyncio.create_task(fill, name="manifest-head"))
                         elif not ahead:
-                            yield item
+                            out.append(row)
                             continue
                         else:
-                            ahead.append(item)
-                        while ahead and (len(ahead) > self.lookahead or isinstance(ahead[0], Item)):
+                            ahead.append(row)
+                        while ahead and (
+                            len(ahead) > lookahead or not isinstance(ahead[0], asyncio.Task)
+                        ):
                             if (done := await _settle(ahead.popleft())) is not None:
-                                yield done
+                                out.append(done)
+                    if out:
+                        yield out
+            out = []
             while ahead:
                 if (done := await _settle(ahead.popleft())) is not None:
-                    yield done
+                    out.append(done)
+            if out:
+                yield out
         finally:
             tasks = [t for t in ahead if isinstance(t, asyncio.Task)]
             for task in tasks:
@@ -172,7 +193,7 @@ class ManifestSource:
                         columns = header
                         continue
                 if columns is None:
-                    rows.append((line, fmt.csv_item(line, cells, url_keys=url_keys)))
+                    rows.append((line, fmt.csv_row(line, cells, url_keys=url_keys)))
                     continue
                 fields = fmt.named(line, columns, cells)
                 if not isinstance(fields, fmt.BadRow):
@@ -219,5 +240,5 @@ class ManifestSource:
         return f"ManifestSource({self.uri!r}, kind={self.kind!r})"
 
 
-async def _settle(entry: _Ahead) -> Item | None:
-    return entry if isinstance(entry, Item) else await entry
+async def _settle(entry: _Ahead) -> Listed | None:
+    return await entry if isinstance(entry, asyncio.Task) else entry
