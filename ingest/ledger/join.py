@@ -96,13 +96,15 @@ class AntiJoin:
         """
         out: list[Listed] = []
         walk, planned = self._walk, self.planned
-        unchanged = 0
+        last, unchanged, moved = self._last, 0, False
+        # The walk's state in locals for the common case; handed back before any other row.
+        line, block, at = walk.line, walk.block, walk.at
+        done_key, done_line = walk.done_key, walk.done_line
         for row in rows:
-            if isinstance(row, tuple):
+            if isinstance(row, tuple) and line is not None:
                 bucket, name, size, etag = row
                 key = f"{bucket}\0{name}"
-                line = walk.line
-                if key >= self._last and line is not None:
+                if key >= last:
                     probe = f"{bucket}\t{name}\t{size}\t{etag}\t"
                     if (
                         line.startswith(probe)
@@ -111,20 +113,31 @@ class AntiJoin:
                         and "\r" not in probe
                         and probe.count("\t") == 4
                     ):
-                        self._last = walk.done_key = key
-                        walk.done_line = line
-                        at = walk.at
-                        if at < len(walk.block):  # walk.step(), inlined
-                            walk.line, walk.at, walk.line_key = walk.block[at], at + 1, None
+                        last = done_key = key
+                        done_line = line
+                        if at < len(block):  # walk.step(), inlined
+                            line = block[at]
+                            at += 1
                         else:
+                            walk.at = at
                             walk.step()
+                            line, block, at = walk.line, walk.block, walk.at
+                        moved = True
                         unchanged += 1
                         continue
-                status = self.add_plain(row)
-            else:
-                status = self.add(row)
+            self._last, walk.line, walk.block, walk.at = last, line, block, at
+            walk.done_key, walk.done_line = done_key, done_line
+            if moved:
+                walk.line_key, moved = None, False
+            status = self.add_plain(row) if isinstance(row, tuple) else self.add(row)
+            last, line, block, at = self._last, walk.line, walk.block, walk.at
+            done_key, done_line = walk.done_key, walk.done_line
             if status in planned:  # None (set aside) is not
                 out.append(row)
+        self._last, walk.line, walk.block, walk.at = last, line, block, at
+        walk.done_key, walk.done_line = done_key, done_line
+        if moved:
+            walk.line_key = None
         self._counts[_INDEX[Status.UNCHANGED]] += unchanged
         return out
 

@@ -22,7 +22,7 @@ import collections
 import contextlib
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from ingest.errors import ConfigError, SourceItemError
 from ingest.items import FailureCode, Item, Listed, item_of
@@ -82,10 +82,16 @@ class ManifestSource:
         need_time, lookahead = self.need_time, self.lookahead
         try:
             async with contextlib.aclosing(self._batches()) as batches:
-                async for location, rows in batches:
+                async for location, rows, plain in batches:
+                    if plain and not need_time and not ahead:  # the common chunk
+                        yield cast(Batch, [row for _, row in rows])  # all PlainRows
+                        continue
                     out: Batch = []
                     for line, row in rows:  # the hot loop: a plain loop over a chunk's rows
-                        if isinstance(row, fmt.BadRow):
+                        if isinstance(row, tuple) and not need_time and not ahead:
+                            out.append(row)  # a complete plain row, nothing waiting: common
+                            continue
+                        elif isinstance(row, fmt.BadRow):
                             if self.fail_fast and out:
                                 yield out  # the rows before it, as they came
                                 out = []
@@ -149,7 +155,7 @@ class ManifestSource:
             sha256=sha,
         )
 
-    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows]]:
+    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows, bool]]:
         """(file, [(line, item or BadRow)...]): every row, in file order, a chunk at a time
         (bad rows in their place, so :meth:`list` reports them in order)."""
         if self.kind == "inventory":
@@ -162,7 +168,7 @@ class ManifestSource:
                         row = cells if isinstance(cells, fmt.BadRow) else inventory.row(line, cells)
                         if row is not None:
                             rows.append((line, row))
-                    yield data, rows
+                    yield data, rows, False
             return
         if self.kind == "jsonl":
             batches = fmt.line_batches(fmt.read_chunks(self.uri, self.s3))
@@ -176,31 +182,34 @@ class ManifestSource:
                             if isinstance(fields, fmt.BadRow)
                             else (line, fmt.row_item(line, fields, url_keys=False))
                         )
-                yield self.uri, rows
+                yield self.uri, rows, False
             return
         columns: list[str] | None = None  # None: no header, the columns of CSV_COLUMNS
         first = True
         url_keys = self.url_keys
         async for records in self._csv(self.uri):
+            if first:  # the first record that is not a BadRow may be a header
+                for at, (_, cells) in enumerate(records):
+                    if not isinstance(cells, fmt.BadRow):
+                        first = False
+                        if (header := fmt.header_columns(cells)) is not None:
+                            columns = header
+                            records = records[:at] + records[at + 1 :]
+                        break
+            if columns is None:
+                yield self.uri, *fmt.csv_rows(records, url_keys=url_keys)
+                continue
             rows = []
             for line, cells in records:
                 if isinstance(cells, fmt.BadRow):
                     rows.append((line, cells))
-                    continue
-                if first:
-                    first = False
-                    if (header := fmt.header_columns(cells)) is not None:
-                        columns = header
-                        continue
-                if columns is None:
-                    rows.append((line, fmt.csv_row(line, cells, url_keys=url_keys)))
                     continue
                 fields = fmt.named(line, columns, cells)
                 if not isinstance(fields, fmt.BadRow):
                     rows.append((line, fmt.row_item(line, fields, url_keys=url_keys)))
                 else:
                     rows.append((line, fields))
-            yield self.uri, rows
+            yield self.uri, rows, False
 
     async def _csv(self, location: str) -> AsyncIterator[_Records]:
         reader = fmt.CsvRecords()

@@ -365,6 +365,45 @@ def csv_item(line: int, cells: list[str], *, url_keys: bool) -> Item | BadRow:
     return row if isinstance(row, (Item, BadRow)) else item_of(row)
 
 
+def csv_rows(
+    records: Sequence[Record], *, url_keys: bool
+) -> tuple[list[tuple[int, Listed | BadRow]], bool]:
+    """(line, :func:`csv_row`) of each headerless record, BadRows as they are; and whether
+    every one is a complete PlainRow (so a listing may pass them on as they are).
+
+    The hot loop of planning from a CSV manifest: the common row, four cells with ASCII
+    digits for the size and an ETag, becomes its PlainRow here without a call (the same
+    tuple :func:`csv_row` makes: a test pins it); any other row goes through it.
+    """
+    out: list[tuple[int, Listed | BadRow]] = []
+    plain = True
+    for line, cells in records:
+        if isinstance(cells, BadRow):
+            out.append((line, cells))
+            plain = False
+            continue
+        if len(cells) == 4:
+            bucket, key, size_text, etag = cells
+            if (
+                bucket.strip()
+                and key.strip()
+                and len(key) <= _PLAIN_KEY_CHARS
+                and size_text.isascii()
+                and size_text.isdigit()
+                and not (url_keys and ("%" in key or "+" in key))
+                and (etag := etag.strip().strip('"'))
+            ):
+                out.append((line, (bucket, key, int(size_text), etag)))
+                continue
+        row = csv_row(line, cells, url_keys=url_keys)
+        out.append((line, row))
+        plain = plain and isinstance(row, tuple)
+    return out, plain
+
+
+_PLAIN_KEY_CHARS = MAX_KEY_BYTES // 4  # a key this short is within S3's bytes in any UTF-8
+
+
 def csv_row(line: int, cells: list[str], *, url_keys: bool) -> Listed | BadRow:
     """:func:`csv_item`, but a complete plain row (``bucket,key,size,etag``, both of the
     last two given) is a :data:`~ingest.items.PlainRow` tuple, not an Item.
