@@ -99,7 +99,7 @@ class AntiJoin:
         last, unchanged, moved = self._last, 0, False
         # The walk's state in locals for the common case; handed back before any other row.
         line, block, at = walk.line, walk.block, walk.at
-        done_key, done_line = walk.done_key, walk.done_line
+        done_line = ""
         for row in rows:
             if isinstance(row, tuple) and line is not None:
                 bucket, name, size, etag = row
@@ -113,8 +113,7 @@ class AntiJoin:
                         and "\r" not in probe
                         and probe.count("\t") == 4
                     ):
-                        last = done_key = key
-                        done_line = line
+                        last, done_line, moved = key, line, True
                         if at < len(block):  # walk.step(), inlined
                             line = block[at]
                             at += 1
@@ -122,22 +121,18 @@ class AntiJoin:
                             walk.at = at
                             walk.step()
                             line, block, at = walk.line, walk.block, walk.at
-                        moved = True
                         unchanged += 1
                         continue
             self._last, walk.line, walk.block, walk.at = last, line, block, at
-            walk.done_key, walk.done_line = done_key, done_line
-            if moved:
-                walk.line_key, moved = None, False
+            if moved:  # the last row matched: its key is ``last``
+                walk.done_key, walk.done_line, walk.line_key, moved = last, done_line, None, False
             status = self.add_plain(row) if isinstance(row, tuple) else self.add(row)
             last, line, block, at = self._last, walk.line, walk.block, walk.at
-            done_key, done_line = walk.done_key, walk.done_line
             if status in planned:  # None (set aside) is not
                 out.append(row)
         self._last, walk.line, walk.block, walk.at = last, line, block, at
-        walk.done_key, walk.done_line = done_key, done_line
         if moved:
-            walk.line_key = None
+            walk.done_key, walk.done_line, walk.line_key = last, done_line, None
         self._counts[_INDEX[Status.UNCHANGED]] += unchanged
         return out
 

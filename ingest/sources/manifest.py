@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, cast
 
 from ingest.errors import ConfigError, SourceItemError
@@ -185,31 +185,31 @@ class ManifestSource:
                 yield self.uri, rows, False
             return
         columns: list[str] | None = None  # None: no header, the columns of CSV_COLUMNS
-        first = True
-        url_keys = self.url_keys
-        async for records in self._csv(self.uri):
-            if first:  # the first record that is not a BadRow may be a header
-                for at, (_, cells) in enumerate(records):
-                    if not isinstance(cells, fmt.BadRow):
-                        first = False
-                        if (header := fmt.header_columns(cells)) is not None:
-                            columns = header
-                            records = records[:at] + records[at + 1 :]
-                        break
-            if columns is None:
-                yield self.uri, *fmt.csv_rows(records, url_keys=url_keys)
+        first = True  # no record yet: the first one that is not a BadRow may be a header
+        reader = fmt.CsvRecords()
+        async for start, lines in fmt.line_batches(fmt.read_chunks(self.uri, self.s3)):
+            if not first and columns is None:  # the hot loop: lines straight to rows
+                yield self.uri, *fmt.csv_line_rows(reader, start, lines, url_keys=self.url_keys)
                 continue
-            rows = []
-            for line, cells in records:
-                if isinstance(cells, fmt.BadRow):
-                    rows.append((line, cells))
-                    continue
-                fields = fmt.named(line, columns, cells)
-                if not isinstance(fields, fmt.BadRow):
-                    rows.append((line, fmt.row_item(line, fields, url_keys=url_keys)))
-                else:
-                    rows.append((line, fields))
-            yield self.uri, rows, False
+            records = reader.records(start, lines)
+            if first:
+                first, columns, records = _take_header(records)
+            yield self.uri, *self._csv_rows(records, columns)
+        yield self.uri, *self._csv_rows(reader.finish(), columns)
+
+    def _csv_rows(self, records: _Records, columns: Sequence[str] | None) -> tuple[_Rows, bool]:
+        """Rows of CSV records (named by ``columns``, or the headerless CSV_COLUMNS), and
+        whether all are complete PlainRows."""
+        if columns is None:
+            return fmt.csv_rows(records, url_keys=self.url_keys)
+        rows: _Rows = []
+        for line, cells in records:
+            fields = cells if isinstance(cells, fmt.BadRow) else fmt.named(line, columns, cells)
+            if isinstance(fields, fmt.BadRow):
+                rows.append((line, fields))
+            else:
+                rows.append((line, fmt.row_item(line, fields, url_keys=self.url_keys)))
+        return rows, False
 
     async def _csv(self, location: str) -> AsyncIterator[_Records]:
         reader = fmt.CsvRecords()
@@ -247,6 +247,17 @@ class ManifestSource:
 
     def __repr__(self) -> str:
         return f"ManifestSource({self.uri!r}, kind={self.kind!r})"
+
+
+def _take_header(records: _Records) -> tuple[bool, list[str] | None, _Records]:
+    """(whether the header is still to come, its columns, the records without it): the
+    first record that is not a BadRow is a header when it names the columns."""
+    for at, (_, cells) in enumerate(records):
+        if not isinstance(cells, fmt.BadRow):
+            if (header := fmt.header_columns(cells)) is not None:
+                return False, header, records[:at] + records[at + 1 :]
+            return False, None, records
+    return True, None, records
 
 
 async def _settle(entry: _Ahead) -> Listed | None:

@@ -161,7 +161,14 @@ async def line_batches(
             chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
         parts = chunk.split(b"\n")
         tail = parts.pop()
-        if parts:
+        if parts and b"\r" not in chunk and max(map(len, parts[1:]), default=0) <= max_bytes:
+            # the common chunk: its whole lines as they are, in batches (no per-line work)
+            start = number + 1
+            whole: list[bytes | BadRow] = [finish(parts[0]), *parts[1:]]
+            number += len(whole)
+            for at in range(0, len(whole), BATCH_LINES):
+                yield start + at, whole[at : at + BATCH_LINES]
+        elif parts:
             start = number + 1
             number += 1
             lines: list[bytes | BadRow] = [finish(parts[0])]
@@ -209,7 +216,8 @@ class CsvRecords:
     """
 
     def __init__(self) -> None:
-        self._pending: list[str] = []
+        self.pending: list[str] = []
+        """The lines of a record whose quoted cell is still open (a list changed in place)."""
         self._start = 0
 
     def records(self, start: int, lines: Sequence[bytes | BadRow]) -> list[Record]:
@@ -218,7 +226,7 @@ class CsvRecords:
         number = start - 1
         for raw in lines:
             number += 1
-            if self._pending or not isinstance(raw, bytes):
+            if self.pending or not isinstance(raw, bytes):
                 self._slow(number, raw, out)
                 continue
             try:
@@ -235,7 +243,7 @@ class CsvRecords:
         return out
 
     def _slow(self, number: int, raw: bytes | BadRow, out: list[Record]) -> None:
-        pending = self._pending
+        pending = self.pending
         if isinstance(raw, BadRow):
             if pending:
                 out.append((self._start, BadRow(self._start, "a quoted cell is never closed")))
@@ -268,9 +276,9 @@ class CsvRecords:
 
     def finish(self) -> list[Record]:
         """What is left at the end of the file: a quoted cell never closed, if any."""
-        if not self._pending:
+        if not self.pending:
             return []
-        self._pending.clear()
+        self.pending.clear()
         return [(self._start, BadRow(self._start, "a quoted cell is never closed"))]
 
 
@@ -369,35 +377,50 @@ def csv_rows(
     records: Sequence[Record], *, url_keys: bool
 ) -> tuple[list[tuple[int, Listed | BadRow]], bool]:
     """(line, :func:`csv_row`) of each headerless record, BadRows as they are; and whether
-    every one is a complete PlainRow (so a listing may pass them on as they are).
-
-    The hot loop of planning from a CSV manifest: the common row, four cells with ASCII
-    digits for the size and an ETag, becomes its PlainRow here without a call (the same
-    tuple :func:`csv_row` makes: a test pins it); any other row goes through it.
-    """
+    every one is a complete PlainRow (so a listing may pass them on as they are)."""
     out: list[tuple[int, Listed | BadRow]] = []
     plain = True
     for line, cells in records:
-        if isinstance(cells, BadRow):
-            out.append((line, cells))
-            plain = False
-            continue
-        if len(cells) == 4:
-            bucket, key, size_text, etag = cells
-            if (
-                bucket.strip()
-                and key.strip()
-                and len(key) <= _PLAIN_KEY_CHARS
-                and size_text.isascii()
-                and size_text.isdigit()
-                and not (url_keys and ("%" in key or "+" in key))
-                and (etag := etag.strip().strip('"'))
-            ):
-                out.append((line, (bucket, key, int(size_text), etag)))
-                continue
-        row = csv_row(line, cells, url_keys=url_keys)
+        row = cells if isinstance(cells, BadRow) else csv_row(line, cells, url_keys=url_keys)
         out.append((line, row))
         plain = plain and isinstance(row, tuple)
+    return out, plain
+
+
+def csv_line_rows(
+    reader: CsvRecords, start: int, lines: Sequence[bytes | BadRow], *, url_keys: bool
+) -> tuple[list[tuple[int, Listed | BadRow]], bool]:
+    """:func:`csv_rows` of ``reader.records(start, lines)``, the common line made in one
+    step: the hot loop of planning from a headerless CSV manifest.
+
+    An unquoted UTF-8 line of four cells with a size and an ETag becomes its PlainRow
+    here, without a call (the same tuple :func:`csv_row` makes: a test pins it); any
+    other line goes through ``reader`` and :func:`csv_rows`.
+    """
+    out: list[tuple[int, Listed | BadRow]] = []
+    plain = True
+    pending = reader.pending  # the reader's open quoted record (a list: changes in place)
+    for number, raw in enumerate(lines, start):
+        if not pending and isinstance(raw, bytes) and b'"' not in raw:
+            try:  # (UnicodeDecodeError, too many or few cells, a size not a number: all ValueError)
+                bucket, key, size_text, etag = raw.decode("utf-8").split(",")
+                size = int(size_text)  # as csv_row reads it
+            except ValueError:
+                pass
+            else:
+                if (
+                    size >= 0
+                    and bucket.strip()
+                    and key.strip()
+                    and len(key) <= _PLAIN_KEY_CHARS
+                    and not (url_keys and ("%" in key or "+" in key))
+                    and (etag := etag.strip())  # (no quote in the line to strip)
+                ):
+                    out.append((number, (bucket, key, size, etag)))
+                    continue
+        rows, all_plain = csv_rows(reader.records(number, [raw]), url_keys=url_keys)
+        out += rows
+        plain = plain and all_plain
     return out, plain
 
 
