@@ -40,7 +40,8 @@ _INDEX = {Status.NEW: 0, Status.CHANGED: 1, Status.UNCHANGED: 2}
 
 
 class AntiJoin:
-    """Push the filtered listing through :meth:`add`, then drain :meth:`deferred`.
+    """Push the filtered listing through :meth:`add` (or :meth:`add_plain`, or in lists
+    through :meth:`add_batch`: the planner's way), then drain :meth:`deferred`.
 
     ``add`` answers at once for an item that comes in order and None for one it set
     aside; ``deferred`` yields the set-aside items with their status, in key order.
