@@ -38,7 +38,7 @@ import logging
 import secrets
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -69,8 +69,8 @@ class ItemFilter(Protocol):
 
     def reason(self, item: Item) -> str | None: ...
 
-    def reason_of(self, key: str, size: int, last_modified: str | None) -> str | None:
-        """:meth:`reason` of an object given by its fields (a plain listed row)."""
+    def reasons(self, rows: Sequence[Listed]) -> list[str | None] | None:
+        """:meth:`reason` of each listed row; None when every row is kept."""
         ...
 
 
@@ -309,13 +309,10 @@ async def _spool_listing(
             before, seen = seen, seen + len(batch)
             if seen // _PROGRESS_EVERY != before // _PROGRESS_EVERY:
                 log.info("listed %d objects", seen // _PROGRESS_EVERY * _PROGRESS_EVERY)
-            if item_filter is not None:
+            reasons = item_filter.reasons(batch) if item_filter is not None else None
+            if reasons is not None:  # some row is filtered out
                 kept: list[Listed] = []
-                for row in batch:
-                    if isinstance(row, tuple):  # a plain row: (bucket, key, size, etag)
-                        why = item_filter.reason_of(row[1], row[2], None)
-                    else:
-                        why = item_filter.reason(row)
+                for row, why in zip(batch, reasons, strict=True):
                     if why is None:
                         kept.append(row)
                     else:
