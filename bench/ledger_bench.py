@@ -9,7 +9,8 @@ generator's memory does not count) then measure, each with its peak RSS (``ru_ma
 - ``classify``: fetch the ledger (its pages to local disk), read the manifest through the
   real manifest source, anti-join every row against the ledger, spool the planned rows
   with the planner's spool writer (``--reader planner``: the whole ``make_plan`` with
-  ``plan.ledger`` instead, shards and run.json included). Targets: >= 200,000 rows/s,
+  ``plan.ledger`` instead, over the source's ``batches()`` as ``plan_source`` reads it,
+  shards and run.json included). Targets: >= 200,000 rows/s,
   <= 300 MiB.
 - ``merge``: a run of ``--run-rows`` uploaded objects (planned with the real planner,
   outcomes written as results parts) merged into the ledger: a new segment, no
@@ -116,7 +117,11 @@ async def planner_child(manifest: Path, state: Path) -> dict[str, object]:
     ):
         run_id = f"bench-{os.getpid()}"
         outcome = await make_plan(
-            source.list(), settings=settings, source_uri=str(manifest), store=store, run_id=run_id
+            batches=source.batches(),
+            settings=settings,
+            source_uri=str(manifest),
+            store=store,
+            run_id=run_id,
         )
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu

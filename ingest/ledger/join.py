@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from ingest.items import Item
+from ingest.items import Item, Listed, PlainRow, item_of
 from ingest.ledger.entries import line_size_etag, line_sort_key, sort_key
 from ingest.ledger.sorting import DEFAULT_CHUNK_ROWS, ExternalSorter
 from ingest.ledger.view import LedgerView
@@ -40,7 +40,8 @@ _INDEX = {Status.NEW: 0, Status.CHANGED: 1, Status.UNCHANGED: 2}
 
 
 class AntiJoin:
-    """Push the filtered listing through :meth:`add`, then drain :meth:`deferred`.
+    """Push the filtered listing through :meth:`add` (or :meth:`add_plain`, or in lists
+    through :meth:`add_batch`: the planner's way), then drain :meth:`deferred`.
 
     ``add`` answers at once for an item that comes in order and None for one it set
     aside; ``deferred`` yields the set-aside items with their status, in key order.
@@ -84,16 +85,75 @@ class AntiJoin:
         return self._sorter.count if self._sorter is not None else 0
 
     def add(self, item: Item) -> Status | None:
-        bucket = item.bucket or ""
-        key = f"{bucket}\0{item.key}"
+        return self._add(item.bucket or "", item.key, item.size, item.etag, item)
+
+    def add_batch(self, rows: Iterable[Listed]) -> list[Listed]:
+        """:meth:`add` (or :meth:`add_plain`) of each row in order: the rows that go into
+        the shards (those set aside come later, from :meth:`deferred`).
+
+        The hot loop of planning with a ledger. A plain row that the ledger's next line
+        holds unchanged (a recurring import's common case) costs one ``startswith`` of its
+        probe and no call; any other row goes through :meth:`add` or :meth:`add_plain`.
+        """
+        out: list[Listed] = []
+        walk, planned = self._walk, self.planned
+        last, unchanged, moved = self._last, 0, False
+        # The walk's state in locals for the common case; handed back before any other row.
+        line, block, at = walk.line, walk.block, walk.at
+        done_line = ""
+        for row in rows:
+            if isinstance(row, tuple) and line is not None:
+                bucket, name, size, etag = row
+                key = f"{bucket}\0{name}"
+                if key >= last:
+                    probe = f"{bucket}\t{name}\t{size}\t{etag}\t"
+                    if (
+                        line.startswith(probe)
+                        and "\\" not in probe  # _LedgerWalk.status's check, inlined
+                        and "\n" not in probe
+                        and "\r" not in probe
+                        and probe.count("\t") == 4
+                    ):
+                        last, done_line, moved = key, line, True
+                        if at < len(block):  # walk.step(), inlined
+                            line = block[at]
+                            at += 1
+                        else:
+                            walk.at = at
+                            walk.step()
+                            line, block, at = walk.line, walk.block, walk.at
+                        unchanged += 1
+                        continue
+            self._last, walk.line, walk.block, walk.at = last, line, block, at
+            if moved:  # the last row matched: its key is ``last``
+                walk.done_key, walk.done_line, walk.line_key, moved = last, done_line, None, False
+            status = self.add_plain(row) if isinstance(row, tuple) else self.add(row)
+            last, line, block, at = self._last, walk.line, walk.block, walk.at
+            if status in planned:  # None (set aside) is not
+                out.append(row)
+        self._last, walk.line, walk.block, walk.at = last, line, block, at
+        if moved:
+            walk.done_key, walk.done_line, walk.line_key = last, done_line, None
+        self._counts[_INDEX[Status.UNCHANGED]] += unchanged
+        return out
+
+    def add_plain(self, row: PlainRow) -> Status | None:
+        """:meth:`add` of a plain listed row, ``(bucket, key, size, etag)``: no Item is made
+        unless the row is set aside (out of order)."""
+        bucket, key, size, etag = row
+        return self._add(bucket, key, size, etag, row)
+
+    def _add(
+        self, bucket: str, name: str, size: int, etag: str | None, row: Listed
+    ) -> Status | None:
+        key = f"{bucket}\0{name}"
         if key < self._last:
             if self._sorter is None:
                 self._sorter = ExternalSorter(self._workdir, chunk_rows=self._chunk_rows)
-            self._sorter.add(key, item_line(item))
+            self._sorter.add(key, item_line(item_of(row)))
             return None
         self._last = key
-        size, etag = item.size, item.etag
-        status = self._walk.status(key, f"{bucket}\t{item.key}\t{size}\t{etag or ''}\t", size, etag)
+        status = self._walk.status(key, f"{bucket}\t{name}\t{size}\t{etag or ''}\t", size, etag)
         self._counts[_INDEX[status]] += 1
         return status
 
@@ -123,31 +183,33 @@ class _LedgerWalk:
     probe does not match (a new, changed or deleted object, or a field with escapes).
     """
 
-    def __init__(self, view: LedgerView) -> None:
-        self._blocks = view.blocks()
-        self._block: list[str] = []
-        self._at = 0  # the next line: self._block[self._at]
-        self._line: str | None = None  # that line (None: the ledger is done)
-        self._line_key: str | None = None  # its sort key, once built
-        self._done_key: str | None = None  # the last line stepped past for a match
-        self._done_line = ""
-        self._next()
+    __slots__ = ("at", "block", "blocks", "done_key", "done_line", "line", "line_key")
 
-    def _next(self) -> None:
-        self._line_key = None
-        while self._at >= len(self._block):
-            block = next(self._blocks, None)
+    def __init__(self, view: LedgerView) -> None:
+        self.blocks = view.blocks()
+        self.block: list[str] = []
+        self.at = 0  # the next line: self.block[self.at]
+        self.line: str | None = None  # that line (None: the ledger is done)
+        self.line_key: str | None = None  # its sort key, once built
+        self.done_key: str | None = None  # the last line stepped past for a match
+        self.done_line = ""
+        self.step()
+
+    def step(self) -> None:
+        self.line_key = None
+        while self.at >= len(self.block):
+            block = next(self.blocks, None)
             if block is None:
-                self._line = None
+                self.line = None
                 return
-            self._block, self._at = block, 0
-        self._line = self._block[self._at]
-        self._at += 1
+            self.block, self.at = block, 0
+        self.line = self.block[self.at]
+        self.at += 1
 
     def status(self, key: str, probe: str, size: int, etag: str | None) -> Status:
         """The status of an object: its sort key, its probe (``bucket<TAB>key<TAB>size<TAB>
         etag<TAB>``, unescaped), size and ETag; keys must not decrease from call to call."""
-        line = self._line
+        line = self.line
         # A match counts only for a probe whose fields need no escape in a ledger line
         # (no backslash, tab, newline or carriage return in one): then a line starting
         # with it holds exactly those fields.
@@ -159,23 +221,23 @@ class _LedgerWalk:
             and "\r" not in probe
             and probe.count("\t") == 4
         ):
-            self._done_key, self._done_line = key, line
-            self._next()
+            self.done_key, self.done_line = key, line
+            self.step()
             return Status.UNCHANGED
-        if key == self._done_key:  # a key listed twice: its line is behind us
-            return _compare(self._done_line, size, etag)
+        if key == self.done_key:  # a key listed twice: its line is behind us
+            return _compare(self.done_line, size, etag)
         while line is not None:
-            line_key = self._line_key
+            line_key = self.line_key
             if line_key is None:
-                line_key = self._line_key = line_sort_key(line)
+                line_key = self.line_key = line_sort_key(line)
             if line_key >= key:
                 if line_key != key:
                     return Status.NEW
-                self._done_key, self._done_line = key, line
-                self._next()
+                self.done_key, self.done_line = key, line
+                self.step()
                 return _compare(line, size, etag)
-            self._next()
-            line = self._line
+            self.step()
+            line = self.line
         return Status.NEW
 
 

@@ -38,12 +38,12 @@ import logging
 import secrets
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ingest.errors import ConfigError, FatalError, StateConflict
-from ingest.items import Item
+from ingest.items import Item, Listed, item_of
 from ingest.ledger.entries import check_name
 from ingest.ledger.join import AntiJoin
 from ingest.ledger.merge import finish_pending, register_run
@@ -54,6 +54,7 @@ from ingest.planning.model import QuotaCheck, quota_to_json
 from ingest.planning.runid import check_run_id, new_run_id
 from ingest.planning.spool import SpoolStats, SpoolWriter, read_spool
 from ingest.settings import Settings
+from ingest.sources.base import in_batches
 from ingest.state.base import RunLayout, StateStore
 from ingest.state.records import RunPlan, create_plan, find_plan, shard_compressor
 
@@ -67,6 +68,10 @@ class ItemFilter(Protocol):
     """Why an item is dropped (a reason string), or None to keep it."""
 
     def reason(self, item: Item) -> str | None: ...
+
+    def reasons(self, rows: Sequence[Listed]) -> list[str | None] | None:
+        """:meth:`reason` of each listed row; None when every row is kept."""
+        ...
 
 
 @dataclasses.dataclass
@@ -83,8 +88,9 @@ class PlanOutcome:
 
 
 async def make_plan(
-    items: AsyncIterator[Item],
+    items: AsyncIterator[Item] | None = None,
     *,
+    batches: AsyncIterator[list[Listed]] | None = None,
     settings: Settings,
     source_uri: str,
     store: StateStore | None = None,
@@ -96,12 +102,19 @@ async def make_plan(
     dry_run: bool = False,
     limit: int | None = None,
 ) -> PlanOutcome:
-    """Plan ``items`` into run ``run_id`` (a new id when None) in ``store``.
+    """Plan ``items`` into run ``run_id`` (a new id when None) in ``store``; or ``batches``
+    instead, the listing in lists (a source's ``batches()``: the fast way).
 
     ``store`` may be None only for a dry run. ``limit`` (a dry run only) stops reading
     ``items`` after that many. Raises FatalError when quota-check says the run cannot
     proceed (unless ``plan.ignore_quota``), ConfigError for a bad run id or limit.
     """
+    if items is not None:
+        if batches is not None:
+            raise ValueError("give items or batches, not both")
+        batches = in_batches(items)
+    elif batches is None:
+        raise ValueError("give items or batches")
     if limit is not None:
         check_limit(limit, dry_run)
     run_id = check_run_id(run_id) if run_id else new_run_id()
@@ -132,7 +145,12 @@ async def make_plan(
             join = await _open_join(store, ledger, settings.plan.changed, Path(tmp), dry_run)
         head = _Head(limit)
         stats, filtered, listed = await _spool_listing(
-            head.of(items), item_filter, spool, cost, dropped, join
+            head.of(batches),
+            item_filter,
+            spool,
+            cost,
+            dropped,
+            join,
         )
         quota = await _ask_quota(quota_check, stats.items, settings)
         n = shard_count(stats.items, stats.bytes, stats.half_max_cost, cost, settings.plan.shards)
@@ -209,28 +227,33 @@ def check_limit(limit: int, dry_run: bool) -> int:
 
 
 class _Head:
-    """The first ``limit`` items of a listing (all of it when None). The listing is
-    closed as soon as one more item shows it holds more (``cut_short``): S3 stops listing."""
+    """The first ``limit`` items of a listing in batches (all of it when None). The listing
+    is closed as soon as one more item shows it holds more (``cut_short``): S3 stops
+    listing."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self.cut_short = False
 
-    def of(self, items: AsyncIterator[Item]) -> AsyncIterator[Item]:
-        return items if self.limit is None else self._first(items, self.limit)
+    def of(self, batches: AsyncIterator[list[Listed]]) -> AsyncIterator[list[Listed]]:
+        return batches if self.limit is None else self._first(batches, self.limit)
 
-    async def _first(self, items: AsyncIterator[Item], limit: int) -> AsyncIterator[Item]:
+    async def _first(
+        self, batches: AsyncIterator[list[Listed]], limit: int
+    ) -> AsyncIterator[list[Listed]]:
         taken = 0
         try:
-            async for item in items:
-                if taken == limit:
+            async for batch in batches:
+                if taken + len(batch) > limit:
+                    if taken < limit:
+                        yield batch[: limit - taken]
                     self.cut_short = True
                     log.info("listing cut short after %d objects (the limit)", limit)
                     return
-                taken += 1
-                yield item
+                taken += len(batch)
+                yield batch
         finally:
-            close = getattr(items, "aclose", None)
+            close = getattr(batches, "aclose", None)
             if close is not None:
                 await close()
 
@@ -263,7 +286,7 @@ async def _open_join(
 
 
 async def _spool_listing(
-    items: AsyncIterator[Item],
+    batches: AsyncIterator[list[Listed]],
     item_filter: ItemFilter | None,
     spool: Path,
     cost: Cost,
@@ -272,25 +295,32 @@ async def _spool_listing(
 ) -> tuple[SpoolStats, Counter[str], int]:
     """Pass 1: the filtered listing into the spool (less what the ledger holds as sent),
     each dropped item into ``dropped``; what was kept, what was dropped (counts by
-    reason), and how many objects were listed."""
+    reason), and how many objects were listed.
+
+    The hot loop of planning: a plain row (a tuple, :data:`~ingest.items.PlainRow`) is
+    filtered and joined by its fields, and becomes an Item only when it is spooled or
+    dropped (with a ledger, ~1% of a recurring import's rows)."""
     writer = SpoolWriter(spool, cost.per_item, cost.allowance)
     filtered: Counter[str] = Counter()
     seen = 0
     planned = join.planned if join is not None else frozenset()
     try:
-        async for item in items:
-            seen += 1
-            if seen % _PROGRESS_EVERY == 0:
-                log.info("listed %d objects", seen)
-            why = item_filter.reason(item) if item_filter is not None else None
-            if why is not None:
-                filtered[why] += 1
-                dropped.add(item, why)
-            elif join is None:
-                writer.add(item)
-            else:
-                if join.add(item) in planned:  # None (set aside) is not
-                    writer.add(item)
+        async for batch in batches:
+            before, seen = seen, seen + len(batch)
+            if seen // _PROGRESS_EVERY != before // _PROGRESS_EVERY:
+                log.info("listed %d objects", seen // _PROGRESS_EVERY * _PROGRESS_EVERY)
+            reasons = item_filter.reasons(batch) if item_filter is not None else None
+            if reasons is not None:  # some row is filtered out
+                kept: list[Listed] = []
+                for row, why in zip(batch, reasons, strict=True):
+                    if why is None:
+                        kept.append(row)
+                    else:
+                        filtered[why] += 1
+                        dropped.add(item_of(row), why)
+                batch = kept
+            for row in batch if join is None else join.add_batch(batch):
+                writer.add(item_of(row))
         if join is not None:
             for item, status in join.deferred():
                 if status in planned:
@@ -461,7 +491,8 @@ async def plan_source(
                 "no API key for quota-check: set AIONVISION_API_KEY, or plan with --ignore-quota"
             )
         return await make_plan(
-            items if items is not None else source.list(),
+            items,
+            batches=source.batches() if items is None else None,
             settings=settings,
             source_uri=source_uri,
             store=store,

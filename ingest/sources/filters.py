@@ -36,11 +36,11 @@ import collections
 import datetime as dt
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ingest.errors import ConfigError
-from ingest.items import Item, Outcome, is_supported
+from ingest.items import SUPPORTED_EXTENSIONS, Item, Listed, Outcome, is_supported
 from ingest.settings import FilterSettings
 
 
@@ -217,6 +217,15 @@ class Filter:
                 "nothing could pass"
             )
         self.counts: collections.Counter[str] = collections.Counter()
+        # Only the format is checked (the defaults): a batch's keys are judged inline.
+        self._format_only = supported_only and not (
+            self.include
+            or self.exclude
+            or self.min_size is not None
+            or self.max_size is not None
+            or self.modified_after
+            or self.modified_before
+        )
 
     @classmethod
     def from_settings(cls, settings: FilterSettings) -> Filter:
@@ -237,7 +246,10 @@ class Filter:
 
     def check(self, item: Item) -> Reason | None:
         """Why ``item`` is dropped, or None to keep it. Pure: counts nothing."""
-        key = item.key
+        return self.check_of(item.key, item.size, item.last_modified)
+
+    def check_of(self, key: str, size: int, last_modified: str | None) -> Reason | None:
+        """:meth:`check` of an object given by its fields (a plain listed row, no Item)."""
         if key.endswith("/"):
             return Reason.DIRECTORY_MARKER
         if self.include and not _any(self.include, key):
@@ -246,12 +258,12 @@ class Filter:
             return Reason.EXCLUDED_GLOB
         if self.supported_only and not is_supported(key):
             return Reason.UNSUPPORTED_FORMAT
-        if self.min_size is not None and item.size < self.min_size:
+        if self.min_size is not None and size < self.min_size:
             return Reason.TOO_SMALL
-        if self.max_size is not None and item.size > self.max_size:
+        if self.max_size is not None and size > self.max_size:
             return Reason.TOO_LARGE
-        if item.last_modified and (self.modified_after or self.modified_before):
-            when = dt.datetime.fromisoformat(item.last_modified)
+        if last_modified and (self.modified_after or self.modified_before):
+            when = dt.datetime.fromisoformat(last_modified)
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
             if self.modified_after and when < self.modified_after:
@@ -262,10 +274,39 @@ class Filter:
 
     def reason(self, item: Item) -> str | None:
         """Why ``item`` is dropped (and count it), or None to keep it."""
-        why = self.check(item)
+        return self.reason_of(item.key, item.size, item.last_modified)
+
+    def reason_of(self, key: str, size: int, last_modified: str | None) -> str | None:
+        """:meth:`reason` of an object given by its fields (a plain listed row, no Item)."""
+        why = self.check_of(key, size, last_modified)
         if why is not None:
             self.counts[why.value] += 1
         return None if why is None else why.value
+
+    def reasons(self, rows: Sequence[Listed]) -> list[str | None] | None:
+        """:meth:`reason` of each listed row (an Item or a PlainRow), counted; None when
+        every row is kept (the common batch).
+
+        The planner's way. With the default filters (the format only) a key whose last
+        part has a supported extension (and does not start with a dot) is kept inline, no
+        call a row; the first other row sends the batch through :meth:`reason_of`.
+        """
+        if self._format_only:
+            for row in rows:
+                key = row[1] if isinstance(row, tuple) else row.key
+                dot, start = key.rfind("."), key.rfind("/") + 1
+                # extension(key), inlined for its plain case
+                if dot <= start or key[start] == "." or key[dot:].lower() not in _SUPPORTED:
+                    break
+            else:
+                return None
+        reasons = [
+            self.reason_of(row[1], row[2], None)
+            if isinstance(row, tuple)
+            else self.reason_of(row.key, row.size, row.last_modified)
+            for row in rows
+        ]
+        return None if reasons.count(None) == len(reasons) else reasons
 
     def describe(self) -> dict[str, Any]:
         """The effective filters, normalised, for the plan (``run.json``)."""
@@ -278,6 +319,9 @@ class Filter:
             "modified_before": _iso(self.modified_before),
             "supported_only": self.supported_only,
         }
+
+
+_SUPPORTED = SUPPORTED_EXTENSIONS
 
 
 def _when(value: str | dt.datetime | None, setting: str) -> dt.datetime | None:

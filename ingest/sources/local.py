@@ -25,6 +25,7 @@ from typing import BinaryIO
 from ingest.errors import ConfigError, RetryableError, SourceItemError
 from ingest.items import FailureCode, Item
 from ingest.s3.uris import path_from_uri
+from ingest.sources.base import Batch, in_batches
 from ingest.sources.blocking import fire_and_forget, run_blocking
 from ingest.sources.records import Problems, iso_utc
 from ingest.streams import CHUNK_SIZE, ByteStream
@@ -73,6 +74,9 @@ class LocalSource:
                 "give an existing folder, s3://bucket/prefix, or a manifest"
             )
         self.problems = Problems()
+
+    def batches(self) -> AsyncIterator[Batch]:
+        return in_batches(self.list())
 
     async def list(self) -> AsyncIterator[Item]:
         # A stack of directory listings, each sorted; memory is one listing per level.

@@ -21,22 +21,23 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any, cast
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import FailureCode, Item
+from ingest.items import FailureCode, Item, Listed, item_of
 from ingest.s3.client import S3Client
 from ingest.s3.uris import path_from_uri
 from ingest.settings import SourceSettings
 from ingest.sources import manifest_formats as fmt
+from ingest.sources.base import Batch
 from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
 from ingest.sources.s3 import s3_config
 from ingest.streams import ByteStream
 
-_Ahead = Item | asyncio.Task[Item | None]
+_Ahead = Listed | asyncio.Task[Item | None]
 # (module-level aliases: inside the class, ``list`` is the method)
-_Rows = list[tuple[int, Item | fmt.BadRow]]
+_Rows = list[tuple[int, Listed | fmt.BadRow]]
 _Records = list[fmt.Record]
 
 
@@ -71,32 +72,58 @@ class ManifestSource:
     # --- listing -----------------------------------------------------------------------
 
     async def list(self) -> AsyncIterator[Item]:
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for row in batch:
+                    yield item_of(row)
+
+    async def batches(self) -> AsyncGenerator[Batch]:
         ahead: collections.deque[_Ahead] = collections.deque()
-        need_time = self.need_time
+        need_time, lookahead = self.need_time, self.lookahead
         try:
             async with contextlib.aclosing(self._batches()) as batches:
-                async for location, rows in batches:
-                    for line, item in rows:  # the hot loop: a plain loop over a chunk's rows
-                        if not isinstance(item, Item):
-                            self._bad(location, item)
-                        elif (
-                            item.size == fmt.UNKNOWN_SIZE
-                            or item.etag is None
-                            or (need_time and item.last_modified is None)
+                async for location, rows, plain in batches:
+                    if plain and not need_time and not ahead:  # the common chunk
+                        yield cast(Batch, [row for _, row in rows])  # all PlainRows
+                        continue
+                    out: Batch = []
+                    for line, row in rows:  # the hot loop: a plain loop over a chunk's rows
+                        if isinstance(row, tuple) and not need_time and not ahead:
+                            out.append(row)  # a complete plain row, nothing waiting: common
+                            continue
+                        elif isinstance(row, fmt.BadRow):
+                            if self.fail_fast and out:
+                                yield out  # the rows before it, as they came
+                                out = []
+                            self._bad(location, row)
+                        elif (isinstance(row, tuple) and need_time) or (
+                            isinstance(row, Item)
+                            and (
+                                row.size == fmt.UNKNOWN_SIZE
+                                or row.etag is None
+                                or (need_time and row.last_modified is None)
+                            )
                         ):
-                            fill = self._fill((location, line), item)
+                            fill = self._fill((location, line), item_of(row))
                             ahead.append(asyncio.create_task(fill, name="manifest-head"))
                         elif not ahead:
-                            yield item
+                            out.append(row)
                             continue
                         else:
-                            ahead.append(item)
-                        while ahead and (len(ahead) > self.lookahead or isinstance(ahead[0], Item)):
+                            ahead.append(row)
+                        while ahead and (
+                            len(ahead) > lookahead or not isinstance(ahead[0], asyncio.Task)
+                        ):
                             if (done := await _settle(ahead.popleft())) is not None:
-                                yield done
+                                out.append(done)
+                    if out:
+                        yield out
+            out = []
             while ahead:
                 if (done := await _settle(ahead.popleft())) is not None:
-                    yield done
+                    out.append(done)
+            if out:
+                yield out
         finally:
             tasks = [t for t in ahead if isinstance(t, asyncio.Task)]
             for task in tasks:
@@ -128,7 +155,7 @@ class ManifestSource:
             sha256=sha,
         )
 
-    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows]]:
+    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows, bool]]:
         """(file, [(line, item or BadRow)...]): every row, in file order, a chunk at a time
         (bad rows in their place, so :meth:`list` reports them in order)."""
         if self.kind == "inventory":
@@ -141,7 +168,7 @@ class ManifestSource:
                         row = cells if isinstance(cells, fmt.BadRow) else inventory.row(line, cells)
                         if row is not None:
                             rows.append((line, row))
-                    yield data, rows
+                    yield data, rows, False
             return
         if self.kind == "jsonl":
             batches = fmt.line_batches(fmt.read_chunks(self.uri, self.s3))
@@ -155,31 +182,34 @@ class ManifestSource:
                             if isinstance(fields, fmt.BadRow)
                             else (line, fmt.row_item(line, fields, url_keys=False))
                         )
-                yield self.uri, rows
+                yield self.uri, rows, False
             return
         columns: list[str] | None = None  # None: no header, the columns of CSV_COLUMNS
-        first = True
-        url_keys = self.url_keys
-        async for records in self._csv(self.uri):
-            rows = []
-            for line, cells in records:
-                if isinstance(cells, fmt.BadRow):
-                    rows.append((line, cells))
-                    continue
-                if first:
-                    first = False
-                    if (header := fmt.header_columns(cells)) is not None:
-                        columns = header
-                        continue
-                if columns is None:
-                    rows.append((line, fmt.csv_item(line, cells, url_keys=url_keys)))
-                    continue
-                fields = fmt.named(line, columns, cells)
-                if not isinstance(fields, fmt.BadRow):
-                    rows.append((line, fmt.row_item(line, fields, url_keys=url_keys)))
-                else:
-                    rows.append((line, fields))
-            yield self.uri, rows
+        first = True  # no record yet: the first one that is not a BadRow may be a header
+        reader = fmt.CsvRecords()
+        async for start, lines in fmt.line_batches(fmt.read_chunks(self.uri, self.s3)):
+            if not first and columns is None:  # the hot loop: lines straight to rows
+                yield self.uri, *fmt.csv_line_rows(reader, start, lines, url_keys=self.url_keys)
+                continue
+            records = reader.records(start, lines)
+            if first:
+                first, columns, records = _take_header(records)
+            yield self.uri, *self._csv_rows(records, columns)
+        yield self.uri, *self._csv_rows(reader.finish(), columns)
+
+    def _csv_rows(self, records: _Records, columns: Sequence[str] | None) -> tuple[_Rows, bool]:
+        """Rows of CSV records (named by ``columns``, or the headerless CSV_COLUMNS), and
+        whether all are complete PlainRows."""
+        if columns is None:
+            return fmt.csv_rows(records, url_keys=self.url_keys)
+        rows: _Rows = []
+        for line, cells in records:
+            fields = cells if isinstance(cells, fmt.BadRow) else fmt.named(line, columns, cells)
+            if isinstance(fields, fmt.BadRow):
+                rows.append((line, fields))
+            else:
+                rows.append((line, fmt.row_item(line, fields, url_keys=self.url_keys)))
+        return rows, False
 
     async def _csv(self, location: str) -> AsyncIterator[_Records]:
         reader = fmt.CsvRecords()
@@ -219,5 +249,16 @@ class ManifestSource:
         return f"ManifestSource({self.uri!r}, kind={self.kind!r})"
 
 
-async def _settle(entry: _Ahead) -> Item | None:
-    return entry if isinstance(entry, Item) else await entry
+def _take_header(records: _Records) -> tuple[bool, list[str] | None, _Records]:
+    """(whether the header is still to come, its columns, the records without it): the
+    first record that is not a BadRow is a header when it names the columns."""
+    for at, (_, cells) in enumerate(records):
+        if not isinstance(cells, fmt.BadRow):
+            if (header := fmt.header_columns(cells)) is not None:
+                return False, header, records[:at] + records[at + 1 :]
+            return False, None, records
+    return True, None, records
+
+
+async def _settle(entry: _Ahead) -> Listed | None:
+    return await entry if isinstance(entry, asyncio.Task) else entry

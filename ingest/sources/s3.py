@@ -33,6 +33,7 @@ from ingest.items import FailureCode, Item
 from ingest.s3.client import S3Client, S3Config
 from ingest.s3.uris import parse_s3_uri, s3_uri
 from ingest.settings import SourceSettings
+from ingest.sources.base import Batch, in_batches
 from ingest.sources.records import Problems, iso_utc, sha256_hex, strip_etag
 from ingest.streams import ByteStream
 
@@ -92,6 +93,9 @@ class S3Source:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- listing -----------------------------------------------------------------------
+
+    def batches(self) -> AsyncIterator[Batch]:
+        return in_batches(self.list())
 
     async def list(self) -> AsyncIterator[Item]:
         window = 2 * self.settings.list_concurrency

@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.items import Item
+from ingest.items import Item, Listed, item_of
 from ingest.ledger.entries import Entry, sort_key
 from ingest.ledger.join import AntiJoin, Status, classify
 from ingest.ledger.lines import gzip_lines
@@ -75,6 +76,53 @@ def test_classify_matches_a_dict(
     assert Counter(got) == Counter(want)
     if presorted:
         assert got == want  # in order: answered as they come, nothing set aside
+
+
+# Plain rows as a CSV manifest makes them: a bucket, a size and a non-empty ETag always.
+PLAIN = st.tuples(
+    st.sampled_from(["b1", "b2"]), KEYS, SIZES, st.sampled_from(["e1", "e2", "a\tb", "a", "x\\"])
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    segments=st.lists(st.lists(ITEMS, max_size=12), max_size=4),
+    listing=st.lists(st.one_of(ITEMS, PLAIN), max_size=30),
+    presorted=st.booleans(),
+    changed=st.sampled_from(["upload", "skip"]),
+    cuts=st.lists(st.integers(1, 7), max_size=6),
+)
+def test_add_batch_answers_as_add_does(
+    segments: list[list[Item]],
+    listing: list[Listed],
+    presorted: bool,
+    changed: Literal["upload", "skip"],
+    cuts: list[int],
+) -> None:
+    """Plain rows and Items mixed, in batches cut anywhere: the same rows planned, the
+    same set aside (and answered later), the same counts as :meth:`AntiJoin.add` of each
+    row's Item; unchanged plain rows take the inlined path when they come in order."""
+    entries = [[as_entry(i, f"r{n}") for i in seg] for n, seg in enumerate(segments)]
+    if presorted:
+        listing = sorted(listing, key=lambda r: sort_key(item_of(r).bucket, item_of(r).key))
+    with tempfile.TemporaryDirectory() as tmp:
+        view = write_view(Path(tmp), entries)
+        (Path(tmp) / "one").mkdir()
+        (Path(tmp) / "batched").mkdir()
+        one = AntiJoin(view, Path(tmp) / "one", changed=changed, chunk_rows=3)
+        want = [item_of(r) for r in listing if one.add(item_of(r)) in one.planned]
+        want_later = list(one.deferred())
+        batched = AntiJoin(view, Path(tmp) / "batched", changed=changed, chunk_rows=3)
+        got: list[Item] = []
+        at = 0
+        for cut in [*cuts, len(listing)]:
+            got += [item_of(r) for r in batched.add_batch(listing[at : at + cut])]
+            at += cut
+        got_later = list(batched.deferred())
+    assert got == want
+    assert got_later == want_later
+    assert batched.counts == one.counts
+    assert sum(one.counts.values()) == len(listing)
 
 
 def test_counts_and_the_changed_policy(tmp_path: Path) -> None:
@@ -145,6 +193,28 @@ def test_a_key_spelled_like_an_escape_is_not_taken_for_it(tmp_path: Path) -> Non
     for order in (listing, sorted(listing, key=lambda i: sort_key(i.bucket, i.key))):
         got = dict(classify(order, view, tmp_path))
         assert [got[i] for i in listing] == want
+
+
+def test_plain_rows_in_batches_keep_the_escape_and_step_rules(tmp_path: Path) -> None:
+    """add_batch's inlined path for plain rows: a tab in an ETag or a key spelled like an
+    escape never matches, and a line whose sort key was built (after a new key) is not
+    skipped when the next row steps past it and the one after lands on a later line."""
+    known = [Item(k, 1, e, bucket="b") for k, e in (("a\tb", "e"), ("c", "e"), ("d", "e"))]
+    known.append(Item("k", 1, "a", bucket="b"))
+    view = write_view(tmp_path, [[as_entry(i, "r1") for i in known]])
+    rows: list[Listed] = [
+        ("b", "a\\tb", 1, "e"),  # backslash, t: another object than "a<TAB>b"
+        ("b", "a\tb", 1, "e"),  # unchanged (its ledger line escapes the tab)
+        ("b", "b", 1, "e"),  # new: the walk builds the sort key of the line of "c"
+        ("b", "c", 1, "e"),  # unchanged, the inlined step past that line
+        ("b", "d", 1, "x"),  # changed: its line must still be found
+        ("b", "k", 1, "a\tb"),  # the line "k<TAB>1<TAB>a<TAB>b<TAB>..." is ETag a, version b
+    ]
+    rows.sort(key=lambda r: sort_key(item_of(r).bucket, item_of(r).key))
+    join = AntiJoin(view, tmp_path)
+    planned = join.add_batch(rows)
+    assert planned == [r for r in rows if r[1] in ("a\\tb", "b", "d", "k")]
+    assert join.counts == {Status.NEW: 2, Status.CHANGED: 2, Status.UNCHANGED: 2}
 
 
 @pytest.mark.parametrize("segments", [1, 3])

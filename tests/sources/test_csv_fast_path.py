@@ -9,12 +9,16 @@ from collections.abc import AsyncIterator
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest.items import Item, item_of
 from ingest.sources.manifest_formats import (
     CSV_COLUMNS,
     BadRow,
     CsvRecords,
     csv_item,
+    csv_line_rows,
     csv_records,
+    csv_row,
+    csv_rows,
     line_batches,
     named,
     row_item,
@@ -55,6 +59,75 @@ def test_the_plain_row_path_makes_what_row_item_makes(
     fields = named(7, CSV_COLUMNS, cells)
     want = fields if isinstance(fields, BadRow) else row_item(7, fields, url_keys=url_keys)
     assert csv_item(7, cells, url_keys=url_keys) == want
+
+
+SIZE_CELLS = st.sampled_from(["1", "007", " 2", "+3", "1_0", "٣", "²", "-1", "", "x"])
+ETAG_CELLS = st.sampled_from(["e", '"e"', " e ", "", '""', "a b"])
+ROWS = st.lists(
+    st.one_of(
+        st.tuples(CELLS, CELLS, SIZE_CELLS, ETAG_CELLS).map(list),
+        st.lists(CELLS, min_size=1, max_size=6),
+        st.just(BadRow(0, "not UTF-8")),
+    ),
+    max_size=8,
+)
+
+
+@given(ROWS, st.booleans())
+def test_csv_rows_make_what_csv_item_makes(rows: list[list[str] | BadRow], url_keys: bool) -> None:
+    """csv_rows (the hot loop: four plain cells inlined) gives csv_row's answer for every
+    record: a PlainRow exactly when the row is complete (size and ETag given), else the
+    Item or BadRow csv_item makes; and says so when every row is a PlainRow."""
+    records: list[tuple[int, list[str] | BadRow]] = [(n, r) for n, r in enumerate(rows, 1)]
+    got, plain = csv_rows(records, url_keys=url_keys)
+    assert [n for n, _ in got] == [n for n, _ in records]
+    for (n, cells), (_, row) in zip(records, got, strict=True):
+        if isinstance(cells, BadRow):
+            assert row is cells
+            continue
+        assert row == csv_row(n, cells, url_keys=url_keys)
+        want = csv_item(n, cells, url_keys=url_keys)
+        if isinstance(row, tuple):
+            assert isinstance(want, Item) and item_of(row) == want
+            assert want.size >= 0 and want.etag and len(cells) <= 4
+        else:
+            assert row == want
+            assert not (isinstance(want, Item) and want.size >= 0 and want.etag and len(cells) <= 4)
+    assert plain == all(isinstance(row, tuple) for _, row in got)
+
+
+def _line(cells: list[str]) -> bytes:
+    return ",".join(cells).encode("utf-8", "surrogateescape")  # a lone surrogate: not UTF-8
+
+
+LINES = st.one_of(
+    st.tuples(CELLS, CELLS, SIZE_CELLS, ETAG_CELLS).map(list).map(_line),
+    st.lists(CELLS, min_size=1, max_size=6).map(_line),
+    st.sampled_from([b'b,"multi', b'line.jpg",3,e', b"", b"  ", b'"', b"b,k,1,e"]),
+    st.just(BadRow(5, "line is too long")),
+)
+
+
+@given(st.lists(LINES, max_size=12), st.booleans(), st.lists(st.integers(1, 4), max_size=6))
+def test_csv_line_rows_make_what_records_and_csv_rows_make(
+    lines: list[bytes | BadRow], url_keys: bool, sizes: list[int]
+) -> None:
+    """The hot loop (a plain line straight to its PlainRow) gives what the CSV reader and
+    csv_rows give, in batches cut anywhere: quoted cells (over lines too), bad UTF-8,
+    blank lines, other widths, odd sizes and ETags, URL-encoded keys."""
+    want_reader = CsvRecords()
+    want, want_plain = csv_rows(want_reader.records(1, lines), url_keys=url_keys)
+    reader, got, plain, at = CsvRecords(), [], True, 0
+    for size in [*sizes, len(lines)]:
+        rows, all_plain = csv_line_rows(reader, at + 1, lines[at : at + size], url_keys=url_keys)
+        got += rows
+        plain = plain and all_plain
+        at += size
+        if at >= len(lines):
+            break
+    assert got == want
+    assert plain == want_plain
+    assert reader.finish() == want_reader.finish()
 
 
 def _reference_lines(data: bytes, max_bytes: int) -> list[tuple[int, bytes | str]]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from ingest.errors import ConfigError
-from ingest.items import Item, Outcome
+from ingest.items import Item, Listed, Outcome, item_of
 from ingest.settings import FilterSettings
 from ingest.sources.filters import Filter, Glob, outcome_for, parse_size, parse_timestamp
 
@@ -142,3 +145,40 @@ def test_contradictory_bounds_and_bad_patterns_are_config_errors() -> None:
 def test_outcome_for_reason() -> None:
     assert outcome_for("unsupported_format") is Outcome.SKIPPED_UNSUPPORTED
     assert outcome_for("too_small") is Outcome.SKIPPED_FILTERED
+
+
+FILTER_KEYS = st.text(alphabet="ab./JPGjpgexé", max_size=8)
+FILTERS = st.sampled_from(
+    [
+        {},  # the defaults: the format only, judged inline
+        {"supported_only": False},
+        {"max_size": 5},
+        {"exclude": ["b*"]},
+        {"modified_after": "2024-01-01T00:00:00Z"},
+    ]
+)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(item, FILTER_KEYS, st.integers(0, 9)),
+            st.tuples(st.just("bkt"), FILTER_KEYS, st.integers(0, 9), st.just("e")),
+        ),
+        max_size=8,
+    ),
+    FILTERS,
+)
+@example([("bkt", "x/..JPG", 1, "e")], {})  # no extension: dots only before it
+@example([item("a/.b.jpg")], {})  # an extension
+@example([("bkt", "dir/", 0, "e")], {})  # a folder marker
+def test_reasons_of_a_batch_are_each_rows_reason(
+    rows: list[Listed], options: dict[str, Any]
+) -> None:
+    """The planner's batch call (plain rows and Items; the defaults' format check inlined)
+    gives each row's reason and counts the same; None when every row is kept."""
+    one, batch = Filter(**options), Filter(**options)
+    want = [one.reason(item_of(row)) for row in rows]
+    got = batch.reasons(rows)
+    assert got == (None if all(w is None for w in want) else want)
+    assert batch.counts == one.counts

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ConfigError, SourceItemError
+from ingest.items import item_of
 from ingest.sources import manifest_kind, open_source
 from ingest.sources.manifest import ManifestSource
 from ingest.sources.s3 import S3Source
@@ -216,3 +217,55 @@ async def test_time_filter_makes_heads_fill_last_modified(
     [item] = await collect(timed)
     listed = await collect(S3Source(s3_bucket.uri(), settings(s3_bucket.endpoint_url)))
     assert item.last_modified == listed[0].last_modified
+
+
+async def test_batches_keep_complete_plain_rows_as_tuples_in_manifest_order(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    """The planner's read of a manifest: a complete plain row comes as a PlainRow (no Item
+    made), a row needing a HEAD as an Item, all in manifest order and the same objects as
+    list() gives; quotes, escapes, URL-encoded keys and bad lines as ever."""
+    for key in ("head one.jpg", "no-etag.jpg"):
+        s3_bucket.put(key, b"xyz")
+    b = s3_bucket.name
+    lines = [
+        f"{b},plain.jpg,3,e1",
+        f'{b},"quoted, comma.jpg",4,"e2"',
+        f"{b},head%20one.jpg",  # no size or ETag: a HEAD
+        f"{b},back\\slash\ttab.jpg,5,e3",  # a backslash and a tab in the key, kept
+        f"{b},url%2Bkey+x.jpg,6,e4",  # URL-encoded: "url+key x.jpg"
+        "\udcff,bad.jpg,1,e",  # not UTF-8: skipped and counted
+        f"{b},no-etag.jpg,3,",  # a size but no ETag: a HEAD
+        f"{b},after.jpg,8,e5",  # behind the HEADs, still in its place
+        f'{b},"multi\nline.jpg",9,e6',  # a quoted cell over two lines
+    ]
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
+    options = settings(
+        s3_bucket.endpoint_url, manifest_errors="skip", manifest_keys="url", head_concurrency=1
+    )
+    async with open_source(str(manifest), options) as source:
+        rows = [row async for batch in source.batches() for row in batch]
+        assert source.problems.count == 1
+    etag = etag_of(s3_bucket, "no-etag.jpg")
+    assert [r if isinstance(r, tuple) else (r.bucket, r.key, r.size, r.etag) for r in rows] == [
+        (b, "plain.jpg", 3, "e1"),
+        (b, "quoted, comma.jpg", 4, "e2"),
+        (b, "head one.jpg", 3, etag),
+        (b, "back\\slash\ttab.jpg", 5, "e3"),
+        (b, "url+key x.jpg", 6, "e4"),
+        (b, "no-etag.jpg", 3, etag),
+        (b, "after.jpg", 8, "e5"),
+        (b, "multi\nline.jpg", 9, "e6"),
+    ]
+    assert [isinstance(r, tuple) for r in rows] == [
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert [item_of(r) for r in rows] == await collect(open_source(str(manifest), options))

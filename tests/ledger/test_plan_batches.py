@@ -1,0 +1,82 @@
+"""The planner over a manifest's batches (complete plain rows kept as tuples, made Items
+only when planned or filtered out) plans what it plans over the same listing as Items:
+the same shards, listed, filtered, new, changed and unchanged counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ingest.items import Listed
+from ingest.ledger.store import Ledger
+from ingest.planning.planner import PlanOutcome, make_plan
+from ingest.settings import load_settings
+from ingest.sources import Filter, open_source
+from ingest.state import StateStore
+from tests.fixtures.s3 import S3Bucket
+from tests.ledger.helpers import entry, lines
+from tests.sources.helpers import settings as source_settings
+
+
+async def test_plain_rows_plan_as_items_do(
+    s3_bucket: S3Bucket, tmp_path: Path, folder_store: StateStore
+) -> None:
+    b = s3_bucket.name
+    s3_bucket.put("h.jpg", b"xyz")  # listed without size or ETag: filled by a HEAD
+    head = s3_bucket.server.client().head_object(Bucket=b, Key="h.jpg")
+    h_etag = str(head["ETag"]).strip('"')
+    known = [
+        entry("a.jpg", "e1", size=3, bucket=b),
+        entry("c.jpg", "old", size=4, bucket=b),
+        entry("t\tab.jpg", "e", size=6, bucket=b),  # escaped in its ledger line
+        entry("h.jpg", h_etag, size=3, bucket=b),
+        entry("z.jpg", "e", size=1, bucket=b),  # deleted from the source since
+    ]
+    await Ledger(folder_store, "imp").add_run("r0", iter(lines(known)))
+    rows = [
+        f"{b},a.jpg,3,e1",  # unchanged
+        f"{b},c.jpg,4,new",  # changed
+        f"{b},n.jpg,5,e",  # new
+        f'{b},"t\tab.jpg",6,e',  # unchanged, its probe needs the escape rule
+        f"{b},big.jpg,{10**7},e",  # filtered: too large
+        f"{b},doc.exe,1,e",  # filtered: unsupported
+        f"{b},h.jpg",  # unchanged once its HEAD is done
+        f"{b},b.jpg,7,e",  # out of order: set aside, new
+        f"{b},a.jpg,3,e1",  # listed again, out of order: unchanged
+    ]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    settings = load_settings(plan={"ledger": "imp", "ignore_quota": True})
+    options = source_settings(s3_bucket.endpoint_url)
+    kinds: Counter[str] = Counter()
+
+    async def counted(batches: AsyncIterator[list[Listed]]) -> AsyncIterator[list[Listed]]:
+        async for batch in batches:
+            kinds.update(type(row).__name__ for row in batch)
+            yield batch
+
+    async def plan(fast: bool) -> PlanOutcome:
+        async with open_source(str(manifest), options) as source:
+            return await make_plan(
+                None if fast else source.list(),
+                batches=counted(source.batches()) if fast else None,
+                settings=settings,
+                source_uri=str(manifest),
+                store=folder_store,
+                item_filter=Filter(max_size=10**6),
+                dry_run=True,
+            )
+
+    fast, slow = (await plan(True)).plan, (await plan(False)).plan
+    assert kinds == {"tuple": 8, "Item": 1}  # the fast path was taken
+    for plan_ in (fast, slow):
+        assert plan_.listed == 9
+        assert plan_.filtered == {"too_large": 1, "unsupported_format": 1}
+        assert (plan_.new, plan_.changed, plan_.unchanged) == (2, 1, 4)
+        assert (plan_.items, plan_.bytes) == (3, 4 + 5 + 7)
+    assert (fast.shard_items, fast.shard_bytes, fast.shard_etags) == (
+        slow.shard_items,
+        slow.shard_bytes,
+        slow.shard_etags,
+    )
