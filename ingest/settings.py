@@ -338,6 +338,15 @@ class WorkerSettings(_Group):
             "budget / parallel_workers."
         ),
     )
+    budget_look_seconds: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Between heartbeats, how often a worker lists the key's members again (one "
+            "LIST, no write), so that the share of a worker that finished goes to the "
+            "others within this time. 0: only at heartbeats."
+        ),
+    )
     bytes_per_second: float | None = Field(
         None, gt=0, description="Upload bandwidth cap per worker (bytes/s). Default: none."
     )
