@@ -137,6 +137,7 @@ class Budget:
         self._waited = limiter.stats.waited
         self._since = clock.monotonic()
         self.members = 0
+        self._seen = 0  # members in the last listing
         self.share = limiter.ceiling
         self._first = True
 
@@ -201,16 +202,17 @@ class Budget:
         latest[me.name] = me  # whatever the listing's lag
         names = sorted(latest)
         shares = fair_shares(self.rate, [latest[n].wants for n in names])
-        if len(names) != self.members:
-            log.info(
-                "request budget: %d live workers on this key, this one's share %.1f/min",
-                len(names),
-                shares[names.index(me.name)] * 60,
-            )
-        self.members = len(names)
+        self._seen = len(names)
         return shares[names.index(me.name)]
 
     def _apply(self, share: float) -> None:
+        if self._seen != self.members:
+            log.info(
+                "request budget: %d live workers on this key, this one's share %.1f/min",
+                self._seen,
+                share * 60,
+            )
+        self.members = self._seen
         self.share = share
         self.limiter.set_ceiling(share)
 
