@@ -226,6 +226,9 @@ def one_run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         "floor_x": end_to_end / (ceiling * FLOOR[mode]),
         "predicted": predicted.seconds,
         "requests_window": last_request - first,  # first upload to last request (ids too)
+        # from the plan's forecast line (printed once planned) to the exit: what the
+        # forecast predicts when it is printed (the shell has no plan: its whole wall)
+        "after_plan": t0 + m.wall - next((t for t, line in lines if "forecast" in line), t0),
     }
 
 
@@ -261,7 +264,8 @@ def main() -> int:
             rows.setdefault(mode, []).append(r)
             print(
                 f"  {mode:6} {r['wall']:5.1f} s, first upload to last request "
-                f"{r['requests_window']:5.1f} s (forecast {r['predicted']:5.1f} s): "
+                f"{r['requests_window']:5.1f} s, forecast line to exit {r['after_plan']:5.1f} s "
+                f"(forecast {r['predicted']:5.1f} s): "
                 f"uploading {r['uploading_x']:.2f} x R x {FILES_PER_BATCH}, end to end "
                 f"{r['end_to_end_x']:.2f} ({r['floor_x']:.2f} of the mode's floor); "
                 f"{r['requests']} requests, {r['throttled']} 429 "
@@ -271,7 +275,8 @@ def main() -> int:
             )
     print(
         "mode: end to end x R x 20 (min/median/max) | of floor | uploading x R x 20 | "
-        "wall vs forecast | requests window vs forecast | 429s"
+        "wall vs forecast | requests window vs forecast | forecast line to exit vs forecast | "
+        "429s"
     )
     for mode, rs in rows.items():
 
@@ -281,12 +286,14 @@ def main() -> int:
 
         err = [100 * (r["wall"] - r["predicted"]) / r["predicted"] for r in rs]
         win = [100 * (r["requests_window"] - r["predicted"]) / r["predicted"] for r in rs]
+        after = [100 * (r["after_plan"] - r["predicted"]) / r["predicted"] for r in rs]
         print(
             f"  {mode}: {spread('end_to_end_x')} | {spread('floor_x')} | "
             f"{spread('uploading_x')} | {min(err):+.0f}%..{max(err):+.0f}% | "
-            f"{min(win):+.0f}%..{max(win):+.0f}% | "
+            f"{min(win):+.0f}%..{max(win):+.0f}% | {min(after):+.0f}%..{max(after):+.0f}% | "
             f"{sum(r['throttled'] for r in rs)} of {sum(r['requests'] for r in rs)}"
         )
+    print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     return 0
 
 
