@@ -68,9 +68,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def worker_pids(run_id: str) -> list[int]:
-    """PIDs of live worker processes of ``run_id`` (read from /proc): `aion-ingest work`
-    started as such, or a warm process (ingest/launch/warm.py, its command line says
-    only what it imported) that became one: its stdout is the run's worker log."""
+    """PIDs of live `aion-ingest work` processes of ``run_id`` (read from /proc)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -78,11 +76,8 @@ def worker_pids(run_id: str) -> list[int]:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            out = os.readlink(entry / "fd" / "1") if b"ingest.launch.warm" in argv else ""
         except OSError:
             continue
-        cold = b"work" in argv and run_id.encode() in argv
-        warm = f"/{run_id}/worker-" in out
-        if (cold or warm) and state != "Z":
+        if b"work" in argv and run_id.encode() in argv and state != "Z":
             pids.append(int(entry.name))
     return pids
