@@ -23,7 +23,6 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from ingest.launch.semantics import IndexedJob, JobSpec, PolicyAction, Verdict
-from ingest.launch.warm import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,6 @@ class LocalLauncher:
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         grace_seconds: float = 30.0,
-        warm: WarmPool | None = None,
     ) -> None:
         self.spec = spec
         self.job = IndexedJob(spec)
@@ -56,7 +54,6 @@ class LocalLauncher:
         self.env = dict(os.environ if env is None else env)
         self.log_dir = log_dir
         self.grace_seconds = grace_seconds
-        self.warm = warm  # processes started ahead (ingest/launch/warm.py): the first wave
         self.attempts: dict[int, int] = {}
         self._procs: dict[int, asyncio.subprocess.Process] = {}
 
@@ -73,23 +70,20 @@ class LocalLauncher:
         env = dict(self.env, JOB_COMPLETION_INDEX=str(index))
         self.attempts[index] = self.attempts.get(index, 0) + 1
         out_path = self.log_path(index)
-        argv = self.command(index)
-        proc = await self.warm.take(argv, env, out_path) if self.warm else None
-        if proc is None:
-            # The child keeps its own descriptor; ours closes once it is started.
-            out = out_path.open("ab") if out_path else None
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out or None,
-                    stderr=out or None,
-                    start_new_session=True,
-                )
-            finally:
-                if out:
-                    out.close()
+        # The child keeps its own descriptor; ours closes once it is started.
+        out = out_path.open("ab") if out_path else None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command(index),
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out or None,
+                stderr=out or None,
+                start_new_session=True,
+            )
+        finally:
+            if out:
+                out.close()
         self._procs[index] = proc
         log.info(
             "started worker %d (attempt %d, pid %d)",
@@ -124,9 +118,6 @@ class LocalLauncher:
                     self.job.start(index)
                     task = asyncio.create_task(self._procs[index].wait(), name=f"wait-{index}")
                     waits[task] = index
-                if self.warm is not None:  # the first wave took what it needed
-                    await self.warm.close()
-                    self.warm = None
                 if not waits:  # nothing runs and nothing can start: the model is stuck
                     raise RuntimeError("no worker runs and none can start, yet no verdict")
                 done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -141,8 +132,6 @@ class LocalLauncher:
                 await self._terminate(waits)
             return LocalOutcome(self.job.verdict, interrupted, dict(self.attempts))
         finally:
-            if self.warm is not None:
-                await self.warm.close()
             stopper.cancel()
             for task in waits:
                 task.cancel()

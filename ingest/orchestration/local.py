@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, Verdict
-from ingest.launch.warm import WarmPool
 from ingest.metrics.relay import WorkerRelay
 from ingest.orchestration.flow import Say
 from ingest.orchestration.worker_logs import last_error_line
@@ -34,18 +33,6 @@ def data_dir() -> Path:
 
 def default_state_uri() -> str:
     return (data_dir() / "state").as_uri()
-
-
-# What a worker process imports before its first request (by name: this layer does not
-# import the worker): loaded by warm processes while the run plans.
-WORKER_MODULES = (
-    "ingest.cli",
-    "ingest.worker.run",
-    "ingest.sources.s3",  # open_source and open_state import these when they open
-    "ingest.sources.local",
-    "ingest.state.local",
-    "ingest.state.s3",
-)
 
 
 def worker_command(run_id: str, state_uri: str) -> list[str]:
@@ -85,20 +72,6 @@ class LocalProcesses:
         self.env_overrides = dict(env_overrides)
         self.say = say
         self.launcher: LocalLauncher | None = None
-        self.warm: WarmPool | None = None
-
-    async def warm_up(self) -> None:
-        """Start the first wave's worker processes now, importing the worker while the
-        run plans (ingest/launch/warm.py); ``launch`` hands them their commands."""
-        env = dict(os.environ)
-        env.update(self.env_overrides)
-        self.warm = WarmPool(WORKER_MODULES, env)
-        await self.warm.start(self.parallelism)
-
-    async def close(self) -> None:
-        """Warm processes never handed a command (nothing to run, or stopped): ended."""
-        if self.warm is not None:
-            await self.warm.close()
 
     async def resolve_run_id(self, run_id: str | None) -> str | None:
         return run_id
@@ -130,7 +103,7 @@ class LocalProcesses:
                 argv += ["--metrics-port", str(port)]
             return argv
 
-        self.launcher = LocalLauncher(spec, command, env=env, log_dir=log_dir, warm=self.warm)
+        self.launcher = LocalLauncher(spec, command, env=env, log_dir=log_dir)
         self.launcher.mark_complete(complete)
         self.say(f"workers: {plan.shards} shards, {parallelism} at a time; their logs: {log_dir}")
 

@@ -10,7 +10,6 @@ import pytest
 
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, VerdictKind
-from ingest.launch.warm import WarmPool
 
 # A stand-in worker: reads its index, counts its attempts in a file, and exits with the
 # code the test scripted for that (index, attempt); "wait" blocks until SIGTERM (143);
@@ -126,34 +125,3 @@ async def test_usage_and_fatal_codes_fail_by_policy(tmp_path: Path, code: int) -
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.FAILED_BY_POLICY
     assert _attempts(tmp_path, 0) == 1
-
-
-async def test_warm_processes_become_the_first_wave_and_the_rest_exit(tmp_path: Path) -> None:
-    """Processes started ahead (ingest/launch/warm.py) run the first wave's commands with
-    the launcher's environment and logs; a retry starts cold; unneeded ones exit 0."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])}
-    pool = WarmPool(["json"], env)
-    await pool.start(3)
-    spare = list(pool._idle)
-    worker = tmp_path / "worker.py"
-    worker.write_text(
-        "import os\nprint('pid', os.getpid(), 'index', os.environ['JOB_COMPLETION_INDEX'])\n"
-        + WORKER
-    )
-    launcher = LocalLauncher(
-        JobSpec(completions=2, parallelism=2, backoff_limit_per_index=1),
-        lambda index: [sys.executable, str(worker), str(tmp_path), "0;1,0"],
-        env=env,
-        log_dir=tmp_path,
-        grace_seconds=10,
-        warm=pool,
-    )
-    outcome = await launcher.run()
-    assert outcome.verdict is not None and outcome.verdict.kind is VerdictKind.COMPLETE
-    assert (_attempts(tmp_path, 0), _attempts(tmp_path, 1)) == (1, 2)  # index 1 retried
-    warm_pids = {str(p.pid) for p in spare}
-    first = [(tmp_path / f"worker-0000{i}.log").read_text().split() for i in (0, 1)]
-    assert first[0][:4][1] in warm_pids and first[0][3] == "0"
-    second_attempt_pid = first[1][5]  # index 1's log: two lines, the retry's last
-    assert first[1][1] in warm_pids and second_attempt_pid not in warm_pids
-    assert spare[2].returncode == 0  # never handed a command: exited at end of input
