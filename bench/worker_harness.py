@@ -292,9 +292,13 @@ def _watch_hwm(pid: int, peak: list[int]) -> None:
 
 
 def run_measured(
-    cmd: Sequence[str], env: dict[str, str], marker: str | None = START_MARKER
+    cmd: Sequence[str],
+    env: dict[str, str],
+    marker: str | None = START_MARKER,
+    lines: list[tuple[float, str]] | None = None,
 ) -> Measured:
-    """Run ``cmd``; time it, and note when a stderr line contains ``marker``."""
+    """Run ``cmd``; time it, and note when a stderr line contains ``marker``; with
+    ``lines``, append (perf_counter, line) for every stderr line as it comes."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
@@ -310,6 +314,8 @@ def run_measured(
             if marker and not mark and marker in line:
                 with contextlib.suppress(OSError):
                     mark.append((time.perf_counter(), cpu_seconds(proc.pid)))
+            if lines is not None:
+                lines.append((time.perf_counter(), line))
             tail.append(line)
             del tail[:-40]
 

@@ -277,18 +277,17 @@ class WorkerSettings(_Group):
         None, ge=1, description="Files per stream-batch. Default: the tier's limit."
     )
     batch_results: Literal["list", "fetch", "accept"] = Field(
-        "fetch",
+        "list",
         description=(
             "Per-file results of a stream-batch of more than 5 files (the API answers "
-            "those only through a second request). 'fetch' (default, the measured "
-            "behaviour): one more request per batch, at once, for the session's results "
-            "(half the files per minute when the request budget is the limit). 'list' "
-            "(new, opt-in, not yet benchmarked to its targets on a quiet machine): when the "
-            "answer accounts for every file, the files are recorded 'uploaded' with their "
-            "image id pending, and after the workers the run resolves every pending id in "
-            "bulk from GET /user-files pages (100 files a request; matched by name, size "
-            "and creation time; a file not matched, e.g. a duplicate the API skipped, asks "
-            "its session's results): about one request per batch plus one per 100 files. "
+            "those only through a second request). 'list' (default): when the answer "
+            "accounts for every file, the files are recorded 'uploaded' with their image "
+            "id pending, and after the workers the run resolves every pending id in bulk "
+            "from GET /user-files pages (100 files a request; matched by name, size and "
+            "creation time; a file not matched, e.g. a duplicate the API skipped, asks its "
+            "session's results): about one request per batch plus one per 100 files. "
+            "'fetch': one more request per batch, at once, for the session's results "
+            "(half the files per minute when the request budget is the limit). "
             "'accept': no ids, no extra request; "
             "accepted files are 'uploaded' without image id (a duplicate the API skipped "
             "also shows as uploaded), rejected ones 'failed'. Batches of up to 5 files "
@@ -337,6 +336,15 @@ class WorkerSettings(_Group):
             "a worker that uses less leaves the rest to the others); a crashed worker "
             "drops out after three heartbeats. 0: no sharing, a fixed share of "
             "budget / parallel_workers."
+        ),
+    )
+    budget_look_seconds: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Between heartbeats, how often a worker lists the key's members again (one "
+            "LIST, no write), so that the share of a worker that finished goes to the "
+            "others within this time. 0: only at heartbeats."
         ),
     )
     bytes_per_second: float | None = Field(

@@ -59,7 +59,7 @@ class Pace:
     requests_per_minute: float
     files_per_batch: int
     parallelism: int = 1
-    batch_results: str = "fetch"  # worker.batch_results' default
+    batch_results: str = "list"  # worker.batch_results' default
     bytes_per_second: float | None = None  # per worker
 
 

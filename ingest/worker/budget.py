@@ -7,7 +7,10 @@ worker is a *member* of its key's budget in the state store and paces itself to 
 share of the live members, recomputed at every heartbeat.
 
 Membership costs one small write, one delete and one LIST per heartbeat, whatever the
-number of members: a member is an empty object whose *name* says all that is needed,
+number of members, and one LIST per ``look`` (1 s) between heartbeats, so that a worker
+that leaves gives its share to the others within a second, not a heartbeat (in a skewed
+run the last workers' tail is paced by it): a member is an empty object whose *name* says
+all that is needed,
 
     budget/<key id>/<member>@<expires, epoch ms>@<wants, requests/min or "max">
 
@@ -112,6 +115,7 @@ class Budget:
         *,
         label: str = "worker",
         heartbeat: float = 5.0,
+        look: float | None = None,
         ttl: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         wall: Callable[[], float] = time.time,
@@ -122,14 +126,18 @@ class Budget:
         self.limiter = limiter
         self.name = f"{_UNSAFE.sub('_', label)[:80]}.{uuid.uuid4().hex[:8]}"
         self.heartbeat = heartbeat
+        self.look_every = min(look if look is not None else 1.0, heartbeat)
         self.ttl = ttl if ttl is not None else 3 * heartbeat
         self.clock = clock
         self.wall = wall
         self._path: str | None = None
+        self._me: Member | None = None
+        self._beaten = clock.monotonic()
         self._granted = limiter.stats.granted
         self._waited = limiter.stats.waited
         self._since = clock.monotonic()
         self.members = 0
+        self._seen = 0  # members in the last listing
         self.share = limiter.ceiling
         self._first = True
 
@@ -157,7 +165,29 @@ class Budget:
         await self.store.put(path, b"")
         if self._path is not None and self._path != path:
             await self.store.delete(self._path)
-        self._path = path
+        self._path, self._me = path, me
+        self._beaten = self.clock.monotonic()
+        share = await self._share(me)
+        if self._first:
+            # Workers started together each see few others at their first beat; had the
+            # first taken the whole budget until its next beat, they would overshoot the
+            # key's rate together (429s). So the first beat only lowers the static share.
+            share = min(share, self.limiter.ceiling)
+            self._first = False
+        self._apply(share)
+        return share
+
+    async def look(self) -> float:
+        """Between heartbeats: read the members again (one LIST, no write) and move the
+        ceiling, so a member that left (or joined) counts within ``look`` seconds."""
+        if self._me is None or self._first:
+            return await self.beat()
+        share = await self._share(self._me)
+        self._apply(share)
+        return share
+
+    async def _share(self, me: Member) -> float:
+        """This member's fair share of the live members listed now (req/s)."""
         now = self.wall()
         latest: dict[str, Member] = {}
         async for p in self.store.list(self.prefix + "/"):
@@ -172,23 +202,19 @@ class Budget:
         latest[me.name] = me  # whatever the listing's lag
         names = sorted(latest)
         shares = fair_shares(self.rate, [latest[n].wants for n in names])
-        share = shares[names.index(me.name)]
-        if self._first:
-            # Workers started together each see few others at their first beat; had the
-            # first taken the whole budget until its next beat, they would overshoot the
-            # key's rate together (429s). So the first beat only lowers the static share.
-            share = min(share, self.limiter.ceiling)
-            self._first = False
-        if len(names) != self.members:
+        self._seen = len(names)
+        return shares[names.index(me.name)]
+
+    def _apply(self, share: float) -> None:
+        if self._seen != self.members:
             log.info(
                 "request budget: %d live workers on this key, this one's share %.1f/min",
-                len(names),
+                self._seen,
                 share * 60,
             )
-        self.members = len(names)
+        self.members = self._seen
         self.share = share
         self.limiter.set_ceiling(share)
-        return share
 
     async def leave(self) -> None:
         """Drop out now (a clean stop), so the others take the share at their next beat."""
@@ -197,12 +223,16 @@ class Budget:
             await self.store.delete(path)
 
     async def run(self) -> None:
-        """Beat every ``heartbeat`` seconds until cancelled. A failing state store costs
-        the update, not the shard: the last share stays in force (logged)."""
+        """Beat every ``heartbeat`` seconds, and look every ``look`` seconds between, until
+        cancelled. A failing state store costs the update, not the shard: the last share
+        stays in force (logged)."""
         while True:
-            await self.clock.sleep(self.heartbeat)
+            await self.clock.sleep(self.look_every)
             try:
-                await self.beat()
+                if self.clock.monotonic() - self._beaten >= self.heartbeat - 1e-6:
+                    await self.beat()
+                else:
+                    await self.look()
             except Exception as exc:  # the budget is an optimisation; uploads go on
                 log.warning("request budget: heartbeat failed (%s); share kept", exc)
 

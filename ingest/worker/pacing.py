@@ -91,6 +91,11 @@ class TokenBucket:
             return 0.0
         return missing / self._rate
 
+    def restart(self, tokens: float, now: float) -> None:
+        """Forget what accrued: ``tokens`` (at most the capacity) as of ``now``."""
+        self._tokens = min(tokens, self.capacity)
+        self._stamp = now
+
     def take(self, cost: float, now: float) -> None:
         self._refill(now)
         self._tokens -= cost
@@ -169,8 +174,13 @@ class Limiter:
         # a random fraction of one token puts the first grant at a uniform point of the
         # first interval, so N workers started together (and the plan's quota check) do
         # not fire N requests into the API's small burst (sandbox and API: 3) at once.
+        # The phase counts from the first request, not from here: a worker reads its plan,
+        # joins the budget and reads its first objects first (seconds, about alike for
+        # workers started together), and tokens accrued meanwhile would let each send a
+        # burst of 2 at once on its first requests, all workers together (429s).
         if start_tokens is None:
             start_tokens = (rng or random.Random()).random()
+        self._start_tokens: float | None = start_tokens
         self._requests = TokenBucket(requests_per_second, burst, now, initial=start_tokens)
         self._bytes = (
             TokenBucket(bytes_per_second, byte_burst or bytes_per_second, now)
@@ -238,6 +248,9 @@ class Limiter:
         """Wait for a request slot and ``nbytes`` of byte budget; returns the grant time."""
         waited = 0
         async with self._request_lock:
+            if self._start_tokens is not None:  # the first request: the phase starts now
+                self._requests.restart(self._start_tokens, self.clock.monotonic())
+                self._start_tokens = None
             while True:
                 now = self.clock.monotonic()
                 if now < self._not_before:

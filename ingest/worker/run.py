@@ -164,7 +164,13 @@ def _budget(
     if heartbeat <= 0:
         return contextlib.nullcontext()
     budget = Budget(
-        store, key, settings.requests_per_minute(), limiter, label=label, heartbeat=heartbeat
+        store,
+        key,
+        settings.requests_per_minute(),
+        limiter,
+        label=label,
+        heartbeat=heartbeat,
+        look=settings.worker.budget_look_seconds or heartbeat,
     )
     return budget.member()
 

@@ -165,7 +165,7 @@ def test_failed_items_can_be_retried_as_a_new_run(tmp_path: Path, sandbox: Any) 
 def test_list_mode_run_resolves_every_image_id_in_its_report_step(
     tmp_path: Path, sandbox: Any
 ) -> None:
-    """batch_results=list (opt-in): the workers leave ids pending; the report step of
+    """batch_results=list (the default): the workers leave ids pending; the report step of
     ``run`` (orchestration/steps.py) resolves them before the report is written."""
     n = 30
     make_source(tmp_path / "src", n, seed=5)

@@ -44,6 +44,10 @@ FAST_ENV = {
     "INGEST_API__BACKOFF_MAX": "0.2",
     "INGEST_LOG__FORMAT": "json",
     "INGEST_FILTERS__SUPPORTED_ONLY": "false",
+    # Many worker tests count requests and read image ids from the shard's results, which
+    # 'fetch' gives at once ('list', the default, resolves them after the workers:
+    # test_ids.py and tests/run cover it).
+    "INGEST_WORKER__BATCH_RESULTS": "fetch",
 }
 
 

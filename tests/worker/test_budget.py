@@ -146,3 +146,47 @@ async def test_heartbeats_run_in_a_named_task_and_the_member_leaves_on_exit() ->
         await clock.sleep(5.0)
         assert a.members == 1 and a.share == pytest.approx(2.0)
     assert [p async for p in store.list("budget/")] == []
+
+
+async def test_between_heartbeats_a_look_sees_a_worker_leave_join_and_expire() -> None:
+    """A look (one LIST, no write) between heartbeats moves the share: a worker that
+    finished counts out within a second, not at the next heartbeat (the skewed run's tail)."""
+    clock, store = FakeClock(), MemoryStateStore()
+    a, b, c = (_worker(store, clock, n) for n in ("run.00000", "run.00001", "run.00002"))
+    for w in (a, b, c):
+        await w.beat()
+    clock.advance(5.0)
+    _busy(a, b, c)
+    for w in (a, b, c):
+        await w.beat()  # all at t = 5 s: c alive until 20 s
+    assert a.share == pytest.approx(2 / 3)
+    writes = len(store.writes)
+
+    await b.leave()  # finished
+    clock.advance(1.0)
+    assert await a.look() == pytest.approx(1.0)  # one second later, not at t = 10 s
+    assert a.limiter.ceiling == pytest.approx(1.0) and a.limiter.rate == pytest.approx(1.0)
+    assert len(store.writes) == writes  # a look writes nothing
+    assert not any(p.split("/")[-1].startswith("run.00001") for p in store.objects)
+
+    d = _worker(store, clock, "run.00003")
+    await d.beat()  # joins
+    assert await a.look() == pytest.approx(2 / 3)
+    # c crashes (beats no more): its name expires 15 s after its last beat (t = 20 s)
+    await d.leave()
+    clock.advance(13.0)  # t = 19 s
+    assert await a.look() == pytest.approx(1.0)
+    clock.advance(1.0)  # t = 20 s
+    assert await a.look() == pytest.approx(2.0)  # a's own name is kept by its beats
+
+
+async def test_the_heartbeat_task_looks_every_second_and_beats_every_fifth() -> None:
+    clock, store = FakeClock(), MemoryStateStore()
+    a, b = _worker(store, clock, "a"), _worker(store, clock, "b")
+    async with a.member():
+        async with b.member():
+            await clock.sleep(5.5)
+            assert (a.members, b.members) == (2, 2)
+        assert len(store.writes) == 4  # each joined and beat once at 5 s; looks wrote nothing
+        await clock.sleep(1.0)  # b left at 5.5 s: a's look at 6 s sees it
+        assert a.members == 1 and a.share == pytest.approx(2.0)

@@ -130,7 +130,8 @@ class FailingSource(FakeSource):
 
 
 def _uploader(api: FakeApi, source: Source, got: list[ItemResult]) -> Uploader:
-    settings = load_settings(api={"tier": "ENTERPRISE"})
+    # 'fetch': a batch's lost or failed files are told at once (session results)
+    settings = load_settings(api={"tier": "ENTERPRISE"}, worker={"batch_results": "fetch"})
     acct = Accounting(sink=got.append)
     return Uploader(api, source, settings.worker, acct, Limiter(1e6, clock=FakeClock()))
 

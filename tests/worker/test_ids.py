@@ -66,7 +66,7 @@ def test_no_candidate_or_a_skewed_clock_beyond_the_slop_leaves_the_upload_pendin
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, sandbox: Any, **extra: str) -> None:
-    mode = {"INGEST_WORKER__BATCH_RESULTS": "list"}  # opt-in ('fetch' is the default)
+    mode = {"INGEST_WORKER__BATCH_RESULTS": "list"}  # the default; harness.FAST_ENV pins 'fetch'
     for k, v in {**FAST_ENV, **mode, **extra}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("AIONVISION_BASE_URL", sandbox.base_url)

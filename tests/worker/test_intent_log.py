@@ -155,7 +155,9 @@ def test_one_record_per_request_and_only_trouble_asks_the_api() -> None:
 
     async def go() -> None:
         settings = load_settings(
-            api={"tier": "PROFESSIONAL"}, worker={"concurrency": 2, "queue_size": 8}
+            api={"tier": "PROFESSIONAL"},
+            # 'fetch': the re-sent items are judged from their session results at once
+            worker={"concurrency": 2, "queue_size": 8, "batch_results": "fetch"},
         )
         objects = {f"a/{i}.jpg": _jpg(i) for i in range(40)}
         # hashes known: check-duplicates is asked first; it must not decide for items an

@@ -70,6 +70,7 @@ async def test_concurrent_tasks_share_one_rate_fairly() -> None:
 async def test_burst_is_small_after_idle() -> None:
     clock = FakeClock()
     limiter = Limiter(1.0, clock=clock)
+    await limiter.acquire()
     clock.advance(3600)  # an hour idle
     t0 = clock.monotonic()
     for _ in range(3):
@@ -98,6 +99,25 @@ async def test_the_first_grant_comes_at_a_seeded_point_of_the_first_interval() -
     eager = Limiter(2.0, start_tokens=1.0, clock=clock)
     await eager.acquire()
     assert clock.monotonic() == 1000.0
+
+
+async def test_the_start_phase_counts_from_the_first_request() -> None:
+    """A worker reads its plan and first objects for seconds before its first request:
+    what accrued meanwhile is no burst. Its first request comes at its phase of one
+    interval from then, the next one interval later."""
+    clock = FakeClock()
+    limiter = Limiter.worker_share(120, 4, clock=clock, index=1)  # 0.5/s, phase 0.618
+    clock.advance(3.0)  # busy elsewhere
+    t0 = clock.monotonic()
+    grants = []
+    for _ in range(3):
+        await limiter.acquire()
+        grants.append(clock.monotonic() - t0)
+    assert grants == [
+        pytest.approx(0.618 * 2, abs=1e-3),
+        pytest.approx(3.236, abs=1e-3),
+        pytest.approx(5.236, abs=1e-3),
+    ]
 
 
 async def _start_429s(
