@@ -93,3 +93,30 @@ def test_damaged_parts_and_shards_and_lying_checkpoints(tmp_path: Path, sandbox:
     assert str(shard) in err
     rows = _rows(state, run)
     assert {r["shard"] for r in rows} == {"0"} and rows
+
+
+def test_a_damaged_part_of_resolved_ids_is_resolved_again(tmp_path: Path, sandbox: Any) -> None:
+    """With the default ``list``, a shard's last results part holds the image ids resolved
+    after the workers. Damaged, it loses nothing: the workers' own parts still hold every
+    upload, so ``report`` resolves the ids again (exit 0) and names the damaged part."""
+    n = 24
+    make_source(tmp_path / "src", n, seed=17)
+    state = tmp_path / "state"
+    st = ["--state", f"file://{state}"]
+    env = run_env(tmp_path, sandbox)  # the default BATCH_RESULTS: list
+    run = "r-ids"
+    code, err = _cli(["run", str(tmp_path / "src"), *st, "--run-id", run, "--shards", "2"], env)
+    assert code == 0, err[-3000:]
+    ids = {r["key"]: r["image_id"] for r in _rows(state, run)}
+    stored = {f["id"] for f in sandbox.files()}
+    assert len(ids) == n and set(ids.values()) <= stored
+
+    part = sorted((state / "runs" / run / "results" / "00000").glob("part-*.jsonl.gz"))[-1]
+    part.write_bytes(part.read_bytes()[: len(part.read_bytes()) // 2])
+    code, err = _cli(["report", run, *st], env)
+    assert code == 0, err[-3000:]
+    report = json.loads((state / "runs" / run / "report.json").read_text())
+    assert report["damaged"] == [part.as_uri()]  # named, in the summary too
+    rows = _rows(state, run)
+    assert {r["key"]: r["image_id"] for r in rows} == ids
+    assert {r["outcome"] for r in rows} <= {"uploaded", "skipped_duplicate"}
