@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import Item, Listed, item_of
+from ingest.items import Item, Listed
 from ingest.s3.client import S3Client
 from ingest.s3.uris import parse_s3_uri, path_from_uri
 from ingest.sources.records import iso_utc, sha256_hex, strip_etag
@@ -367,12 +367,6 @@ def row_item(line: int, fields: Mapping[str, Any], *, url_keys: bool) -> Item | 
         return BadRow(line, str(exc))
 
 
-def csv_item(line: int, cells: list[str], *, url_keys: bool) -> Item | BadRow:
-    """A headerless CSV row (columns :data:`CSV_COLUMNS`) as :func:`row_item` makes it."""
-    row = csv_row(line, cells, url_keys=url_keys)
-    return row if isinstance(row, (Item, BadRow)) else item_of(row)
-
-
 def csv_rows(
     records: Sequence[Record], *, url_keys: bool
 ) -> tuple[list[tuple[int, Listed | BadRow]], bool]:
@@ -428,8 +422,9 @@ _PLAIN_KEY_CHARS = MAX_KEY_BYTES // 4  # a key this short is within S3's bytes i
 
 
 def csv_row(line: int, cells: list[str], *, url_keys: bool) -> Listed | BadRow:
-    """:func:`csv_item`, but a complete plain row (``bucket,key,size,etag``, both of the
-    last two given) is a :data:`~ingest.items.PlainRow` tuple, not an Item.
+    """A headerless CSV row (columns :data:`CSV_COLUMNS`) as :func:`row_item` makes it,
+    but a complete plain row (``bucket,key,size,etag``, both of the last two given) is a
+    :data:`~ingest.items.PlainRow` tuple, not an Item.
 
     The common manifest row, ``bucket,key[,size[,etag]]``, is made here directly, without
     the mapping and the nine look-ups (a hypothesis test pins the equality); other rows

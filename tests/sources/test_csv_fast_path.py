@@ -14,7 +14,6 @@ from ingest.sources.manifest_formats import (
     CSV_COLUMNS,
     BadRow,
     CsvRecords,
-    csv_item,
     csv_line_rows,
     csv_records,
     csv_row,
@@ -23,6 +22,12 @@ from ingest.sources.manifest_formats import (
     named,
     row_item,
 )
+
+
+def csv_item(line: int, cells: list[str], *, url_keys: bool) -> Item | BadRow:
+    """csv_row's answer as an Item (what the reader made before rows could be tuples)."""
+    row = csv_row(line, cells, url_keys=url_keys)
+    return row if isinstance(row, (Item, BadRow)) else item_of(row)
 
 
 async def _lines(lines: list[str]) -> AsyncIterator[tuple[int, bytes]]:
