@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 # The user's document: Images JPEG, PNG, WebP, GIF; Documents PDF, DOCX, TXT, MD.
 SUPPORTED_EXTENSIONS: Mapping[str, str] = {
@@ -134,6 +134,26 @@ a recurring import's planner needs an Item for only the ~1% of rows it plans."""
 
 Listed = Item | PlainRow
 """One row of a listing in batches (a source's ``batches()``): an Item or a PlainRow."""
+
+
+class PlainBatch(list[PlainRow]):
+    """A batch of PlainRows that also carries each row as text, ``tabbed[i]`` =
+    ``f"{bucket}\t{key}\t{size}\t{etag}\t"`` (the manifest source makes both from a
+    chunk's text at C speed).
+
+    Only rows whose bucket and key hold no character up to TAB (no tab, newline or other
+    control character) and no backslash, and whose ETag holds no whitespace or backslash,
+    are in one: then the text splits back into exactly the four fields, and ordering the
+    texts orders the rows by ``(bucket, key)``. The anti-join compares these texts with the
+    ledger's lines as they are (:meth:`~ingest.ledger.join.AntiJoin.add_batch`). Any
+    other list of rows (a slice of one too) is an ordinary batch.
+    """
+
+    __slots__ = ("tabbed",)
+
+    def __init__(self, rows: Iterable[PlainRow], tabbed: list[str]) -> None:
+        super().__init__(rows)
+        self.tabbed = tabbed
 
 
 def item_of(row: Listed) -> Item:

@@ -15,12 +15,14 @@ ETag). Both sides' ETags are compared as listed; a source without ETags compares
 from __future__ import annotations
 
 import enum
+import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from ingest.items import Item, Listed, PlainRow, item_of
+from ingest.items import Item, Listed, PlainBatch, PlainRow, item_of
 from ingest.ledger.entries import line_size_etag, line_sort_key, sort_key
 from ingest.ledger.sorting import DEFAULT_CHUNK_ROWS, ExternalSorter
 from ingest.ledger.view import LedgerView
@@ -95,6 +97,11 @@ class AntiJoin:
         holds unchanged (a recurring import's common case) costs one ``startswith`` of its
         probe and no call; any other row goes through :meth:`add` or :meth:`add_plain`.
         """
+        if isinstance(rows, PlainBatch):
+            return self._add_tabbed(rows)
+        return self._add_rows(rows)
+
+    def _add_rows(self, rows: Iterable[Listed]) -> list[Listed]:
         out: list[Listed] = []
         walk, planned = self._walk, self.planned
         last, unchanged, moved = self._last, 0, False
@@ -135,6 +142,53 @@ class AntiJoin:
         if moved:
             walk.done_key, walk.done_line, walk.line_key = last, done_line, None
         self._counts[_INDEX[Status.UNCHANGED]] += unchanged
+        return out
+
+    def _add_tabbed(self, rows: PlainBatch) -> list[Listed]:
+        """:meth:`add_batch` of a PlainBatch: each row's text is its probe as it is.
+
+        A row whose text the ledger's next line starts with, and that comes in order, is
+        unchanged: one ``startswith`` and one comparison, the tuple not even looked at.
+        The order test compares texts too: for rows of plain fields (no character up to
+        TAB in bucket or key) ``text >= floor`` holds exactly when the row's sort key is
+        at least the last one's (:func:`_floor`). Any other row goes through
+        :meth:`add_plain`, with the walk's state handed back first; when the last key
+        has no floor, or the ledger is done, the rest go the general way.
+        """
+        out: list[Listed] = []
+        walk, planned, tabbed = self._walk, self.planned, rows.tabbed
+        i, end = 0, len(tabbed)  # rows before i are done
+        while i < end:
+            floor, line = _floor(self._last), walk.line
+            if floor is None or line is None:
+                return out + self._add_rows(rows[i:])  # (a slice is a plain list)
+            block, at = walk.block, walk.at  # the walk's state in locals, as in _add_rows
+            n, done, done_line = len(block), -1, ""  # done: the last row matched, if any
+            for j, text in enumerate(itertools.islice(tabbed, i, None), i):
+                if not (line.startswith(text) and text >= floor):
+                    break
+                floor, done, done_line = text, j, line
+                if at < n:  # walk.step(), inlined
+                    line = block[at]
+                    at += 1
+                else:
+                    walk.at = at
+                    walk.step()
+                    line, block, at = walk.line, walk.block, walk.at
+                    if line is None:
+                        break
+                    n = len(block)
+            walk.line, walk.block, walk.at = line, block, at
+            if done >= 0:  # rows i..done matched, in a row: the last one's key is the last
+                self._last = walk.done_key = f"{rows[done][0]}\0{rows[done][1]}"
+                walk.done_line, walk.line_key = done_line, None
+                self._counts[_INDEX[Status.UNCHANGED]] += done + 1 - i
+                i = done + 1
+            if i < end and line is not None:  # row i did not match: the general way
+                row = rows[i]
+                if self.add_plain(row) in planned:  # None (set aside) is not
+                    out.append(row)
+                i += 1
         return out
 
     def add_plain(self, row: PlainRow) -> Status | None:
@@ -239,6 +293,25 @@ class _LedgerWalk:
             self.step()
             line = self.line
         return Status.NEW
+
+
+_LOW = re.compile("[\x00-\t]")  # characters that sort below a plain field's separator
+
+
+def _floor(last: str) -> str | None:
+    """The text a PlainBatch row's text must be at least to come in order after the sort
+    key ``last`` (``bucket\\0key``), or None when ``last`` has other characters up to TAB
+    than its one separator (then texts do not order as sort keys do).
+
+    ``bucket<TAB>key<TAB>`` orders against a plain row's ``bucket<TAB>key<TAB>size...``
+    as ``(bucket, key)`` pairs do, equal pairs included (the row's text is longer), when
+    no field holds a character at or below TAB: both separators sort below every field
+    character."""
+    if not last:
+        return ""
+    if len(_LOW.findall(last)) != 1:
+        return None
+    return last.replace("\0", "\t") + "\t"
 
 
 def _compare(line: str, size: int, etag: str | None) -> Status:

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, cast
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import FailureCode, Item, Listed, item_of
+from ingest.items import FailureCode, Item, Listed, PlainBatch, item_of
 from ingest.s3.client import S3Client
 from ingest.s3.uris import path_from_uri
 from ingest.settings import SourceSettings
@@ -83,8 +83,16 @@ class ManifestSource:
         try:
             async with contextlib.aclosing(self._batches()) as batches:
                 async for location, rows, plain in batches:
-                    if plain and not need_time and not ahead:  # the common chunk
-                        yield cast(Batch, [row for _, row in rows])  # all PlainRows
+                    if isinstance(rows, PlainBatch):  # the common chunk, as it is
+                        if not ahead:
+                            yield rows
+                            continue
+                        # HEADs still running before it: the loop below queues its rows
+                        # (line numbers serve HEADs alone, and without need_time, the
+                        # only case with PlainBatches, a PlainRow needs none)
+                        rows = [(0, row) for row in rows]
+                    elif plain and not need_time and not ahead:  # all PlainRows
+                        yield cast(Batch, [row for _, row in rows])
                         continue
                     out: Batch = []
                     for line, row in rows:  # the hot loop: a plain loop over a chunk's rows
@@ -155,9 +163,10 @@ class ManifestSource:
             sha256=sha,
         )
 
-    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows, bool]]:
-        """(file, [(line, item or BadRow)...]): every row, in file order, a chunk at a time
-        (bad rows in their place, so :meth:`list` reports them in order)."""
+    async def _batches(self) -> AsyncGenerator[tuple[str, _Rows | PlainBatch, bool]]:
+        """(file, [(line, item or BadRow)...], whether all are PlainRows): every row, in
+        file order, a chunk at a time (bad rows in their place, so :meth:`list` reports
+        them in order); a chunk of common plain rows as a PlainBatch (no line numbers)."""
         if self.kind == "inventory":
             text = b"".join([c async for c in fmt.read_chunks(self.uri, self.s3)])
             inventory = fmt.parse_inventory(self.uri, text)
@@ -189,6 +198,9 @@ class ManifestSource:
         reader = fmt.CsvRecords()
         async for start, lines in fmt.line_batches(fmt.read_chunks(self.uri, self.s3)):
             if not first and columns is None:  # the hot loop: lines straight to rows
+                if not self.need_time and (whole := fmt.plain_batch(reader, lines)) is not None:
+                    yield self.uri, whole, True  # the common chunk: all plain, made at once
+                    continue
                 yield self.uri, *fmt.csv_line_rows(reader, start, lines, url_keys=self.url_keys)
                 continue
             records = reader.records(start, lines)

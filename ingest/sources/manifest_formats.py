@@ -30,13 +30,14 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import re
 import urllib.parse
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import Item, Listed
+from ingest.items import Item, Listed, PlainBatch
 from ingest.s3.client import S3Client
 from ingest.s3.uris import parse_s3_uri, path_from_uri
 from ingest.sources.records import iso_utc, sha256_hex, strip_etag
@@ -419,6 +420,40 @@ def csv_line_rows(
 
 
 _PLAIN_KEY_CHARS = MAX_KEY_BYTES // 4  # a key this short is within S3's bytes in any UTF-8
+
+# One line that csv_line_rows makes a PlainRow of, its cells exactly the row's fields:
+# no quote, comma or control character in a cell (so no tab, CR or newline either) nor a
+# backslash; bucket and key start with a non-space (so neither is blank), the key is at
+# most _PLAIN_KEY_CHARS long and holds no "%" or "+" (url_keys would decode it); the
+# size is a whole number written as int() would print it; the ETag has no whitespace
+# (strip() leaves it as it is). Lines that fit are the common case, not all the plain
+# ones: any other line goes the per-line way.
+_FIRST, _MORE = r'[^\s,"\\%+\x00-\x1f]', r'[^,"\\%+\x00-\x1f]'  # a cell's first char; others
+_PLAIN_LINE = (
+    rf"{_FIRST}{_MORE}*,{_FIRST}{_MORE}{{0,{_PLAIN_KEY_CHARS - 1}}},"
+    r'(?:0|[1-9][0-9]*),[^\s,"\\]+'
+)
+_PLAIN_TEXT = re.compile(rf"(?:{_PLAIN_LINE}\n)*{_PLAIN_LINE}")
+
+
+def plain_batch(reader: CsvRecords, lines: Sequence[bytes | BadRow]) -> PlainBatch | None:
+    """The rows of ``lines`` as one :class:`~ingest.items.PlainBatch` when every line is
+    a common plain row (and no quoted record is open), else None (then
+    :func:`csv_line_rows`). The same rows as csv_line_rows makes (a test pins it), made
+    from the lines' text at once: a regex checks them all, one split cuts the cells.
+    """
+    if reader.pending or not lines:
+        return None
+    try:
+        text = b"\n".join(lines).decode("utf-8")  # type: ignore[arg-type]  # (TypeError: a BadRow)
+    except (TypeError, UnicodeDecodeError):
+        return None
+    if _PLAIN_TEXT.fullmatch(text) is None:
+        return None
+    cells = text.replace("\n", ",").split(",")  # four a line: the regex says so
+    rows = zip(cells[0::4], cells[1::4], map(int, cells[2::4]), cells[3::4], strict=True)
+    tabbed = (text.replace(",", "\t").replace("\n", "\t\n") + "\t").split("\n")
+    return PlainBatch(rows, tabbed)
 
 
 def csv_row(line: int, cells: list[str], *, url_keys: bool) -> Listed | BadRow:
