@@ -15,8 +15,8 @@ ETag). Both sides' ETags are compared as listed; a source without ETags compares
 from __future__ import annotations
 
 import enum
-import itertools
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -147,44 +147,40 @@ class AntiJoin:
     def _add_tabbed(self, rows: PlainBatch) -> list[Listed]:
         """:meth:`add_batch` of a PlainBatch: each row's text is its probe as it is.
 
-        A row whose text the ledger's next line starts with, and that comes in order, is
-        unchanged: one ``startswith`` and one comparison, the tuple not even looked at.
-        The order test compares texts too: for rows of plain fields (no character up to
-        TAB in bucket or key) ``text >= floor`` holds exactly when the row's sort key is
-        at least the last one's (:func:`_floor`). Any other row goes through
-        :meth:`add_plain`, with the walk's state handed back first; when the last key
-        has no floor, or the ledger is done, the rest go the general way.
+        Rows whose texts the ledger's next lines start with, one for one, and that come in
+        order, are unchanged: a window of them is tested at once, by ``map`` (C, no Python
+        step a row). The order test compares texts too: for rows of plain fields (no
+        character up to TAB in bucket or key) ``text >= floor`` holds exactly when the
+        row's sort key is at least the last one's (:func:`_floor`). The first row that does
+        not match goes through :meth:`add_plain`; when the last key has no floor, or the
+        ledger is done, the rest go the general way. The window shrinks after a miss (so a
+        run of new rows costs little more) and grows while rows match.
         """
         out: list[Listed] = []
         walk, planned, tabbed = self._walk, self.planned, rows.tabbed
-        i, end = 0, len(tabbed)  # rows before i are done
+        i, end, window = 0, len(tabbed), _WINDOW  # rows before i are done
         while i < end:
             floor, line = _floor(self._last), walk.line
             if floor is None or line is None:
                 return out + self._add_rows(rows[i:])  # (a slice is a plain list)
-            block, at = walk.block, walk.at  # the walk's state in locals, as in _add_rows
-            n, done, done_line = len(block), -1, ""  # done: the last row matched, if any
-            for j, text in enumerate(itertools.islice(tabbed, i, None), i):
-                if not (line.startswith(text) and text >= floor):
-                    break
-                floor, done, done_line = text, j, line
-                if at < n:  # walk.step(), inlined
-                    line = block[at]
-                    at += 1
-                else:
-                    walk.at = at
-                    walk.step()
-                    line, block, at = walk.line, walk.block, walk.at
-                    if line is None:
-                        break
-                    n = len(block)
-            walk.line, walk.block, walk.at = line, block, at
-            if done >= 0:  # rows i..done matched, in a row: the last one's key is the last
-                self._last = walk.done_key = f"{rows[done][0]}\0{rows[done][1]}"
-                walk.done_line, walk.line_key = done_line, None
-                self._counts[_INDEX[Status.UNCHANGED]] += done + 1 - i
-                i = done + 1
-            if i < end and line is not None:  # row i did not match: the general way
+            block, at = walk.block, walk.at - 1  # line is block[at]
+            k = min(end - i, len(block) - at, window)
+            texts = tabbed[i : i + k]
+            hits = list(map(str.startswith, block[at : at + k], texts))
+            m = hits.index(False) if False in hits else k  # rows matched, in a row
+            if m and not (texts[0] >= floor and all(map(operator.le, texts, texts[1:m]))):
+                ordered = list(map(operator.ge, texts[:m], [floor, *texts[: m - 1]]))
+                m = ordered.index(False)  # (rare: a row out of order or listed twice)
+            window = min(2 * window, _WINDOW) if m == k else max(2 * m, 8)
+            if m:  # rows i .. i+m-1 are unchanged; the walk steps past their lines
+                self._counts[_INDEX[Status.UNCHANGED]] += m
+                i += m
+                walk.done_line, walk.at = block[at + m - 1], at + m
+                self._last = walk.done_key = f"{rows[i - 1][0]}\0{rows[i - 1][1]}"
+                walk.step()
+                if m == k:
+                    continue
+            if walk.line is not None:  # row i did not match: the general way
                 row = rows[i]
                 if self.add_plain(row) in planned:  # None (set aside) is not
                     out.append(row)
@@ -294,6 +290,8 @@ class _LedgerWalk:
             line = self.line
         return Status.NEW
 
+
+_WINDOW = 256  # rows AntiJoin._add_tabbed tests at once, at most
 
 _LOW = re.compile("[\x00-\t]")  # characters that sort below a plain field's separator
 

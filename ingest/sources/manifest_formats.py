@@ -436,22 +436,49 @@ _PLAIN_LINE = (
 _PLAIN_TEXT = re.compile(rf"(?:{_PLAIN_LINE}\n)*{_PLAIN_LINE}")
 
 
+# The ASCII lines' quick check: translated by _SEPARATORS (deleting every ordinary byte,
+# a comma or newline kept as it is, any other byte made "!"), lines that fit _PLAIN_LINE
+# without a space leave exactly ",,,\n" a line; empty cells, the key's length and the
+# sizes are checked on the cells.
+_ORDINARY = bytes(set(range(0x21, 0x80)) - set(b',"\\%+'))
+_SEPARATORS = bytes.maketrans(
+    bytes(set(range(256)) - set(_ORDINARY) - set(b",\n")),
+    b"!" * (256 - len(_ORDINARY) - 2),
+)
+
+
 def plain_batch(reader: CsvRecords, lines: Sequence[bytes | BadRow]) -> PlainBatch | None:
     """The rows of ``lines`` as one :class:`~ingest.items.PlainBatch` when every line is
-    a common plain row (and no quoted record is open), else None (then
-    :func:`csv_line_rows`). The same rows as csv_line_rows makes (a test pins it), made
-    from the lines' text at once: a regex checks them all, one split cuts the cells.
+    a common plain row (:data:`_PLAIN_LINE`; and no quoted record is open), else None
+    (then :func:`csv_line_rows`). The same rows as csv_line_rows makes (a test pins it),
+    made from the lines' text at once: checked by a translate and a few scans (or by
+    the regex when some line has a space or a non-ASCII character), cut by one split.
     """
     if reader.pending or not lines:
         return None
     try:
-        text = b"\n".join(lines).decode("utf-8")  # type: ignore[arg-type]  # (TypeError: a BadRow)
+        blob = b"\n".join(lines)  # type: ignore[arg-type]  # (TypeError: a BadRow)
+        text = blob.decode("utf-8")
     except (TypeError, UnicodeDecodeError):
         return None
-    if _PLAIN_TEXT.fullmatch(text) is None:
+    quick = (
+        blob.isascii()
+        and blob.translate(_SEPARATORS, _ORDINARY) == b",,,\n" * (len(lines) - 1) + b",,,"
+    )
+    if not quick and _PLAIN_TEXT.fullmatch(text) is None:
         return None
-    cells = text.replace("\n", ",").split(",")  # four a line: the regex says so
-    rows = zip(cells[0::4], cells[1::4], map(int, cells[2::4]), cells[3::4], strict=True)
+    cells = text.replace("\n", ",").split(",")  # four a line: both checks say so
+    sizes, keys = cells[2::4], cells[1::4]
+    if quick:  # what the regex checks beyond the separators and the bytes
+        written = ",".join(sizes)
+        if (
+            "" in cells
+            or not written.replace(",", "").isdigit()  # (ASCII: 0-9 alone)
+            or f",{written}".count(",0") != f",{written},".count(",0,")  # "0", never "07"
+            or max(map(len, keys)) > _PLAIN_KEY_CHARS
+        ):
+            return None
+    rows = zip(cells[0::4], keys, map(int, sizes), cells[3::4], strict=True)
     tabbed = (text.replace(",", "\t").replace("\n", "\t\n") + "\t").split("\n")
     return PlainBatch(rows, tabbed)
 
