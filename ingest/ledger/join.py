@@ -15,6 +15,7 @@ ETag). Both sides' ETags are compared as listed; a source without ETags compares
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import operator
 import re
@@ -296,6 +297,7 @@ _WINDOW = 256  # rows AntiJoin._add_tabbed tests at once, at most
 _LOW = re.compile("[\x00-\t]")  # characters that sort below a plain field's separator
 
 
+@functools.lru_cache(maxsize=1)  # asked once a window, mostly about the same key
 def _floor(last: str) -> str | None:
     """The text a PlainBatch row's text must be at least to come in order after the sort
     key ``last`` (``bucket\\0key``), or None when ``last`` has other characters up to TAB
