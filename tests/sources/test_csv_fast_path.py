@@ -6,10 +6,10 @@ from __future__ import annotations
 import csv
 from collections.abc import AsyncIterator
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ingest.items import Item, item_of
+from ingest.items import Item, PlainBatch, item_of
 from ingest.sources.manifest_formats import (
     CSV_COLUMNS,
     BadRow,
@@ -20,6 +20,7 @@ from ingest.sources.manifest_formats import (
     csv_rows,
     line_batches,
     named,
+    plain_batch,
     row_item,
 )
 
@@ -133,6 +134,85 @@ def test_csv_line_rows_make_what_records_and_csv_rows_make(
     assert got == want
     assert plain == want_plain
     assert reader.finish() == want_reader.finish()
+
+
+# Lines near the common plain row: a plain line with up to two edits, each a character
+# put into a cell (ones the quick check or the regex turns away: space, comma, quote,
+# backslash, %, +, controls, Unicode spaces; ones they let through: non-ASCII, DEL, "-",
+# "_", "0") or a cell replaced (blank, sizes written every way int() reads, long keys).
+ODD_CHARS = ' ,"\\%+\t\x00\x1f\x7f\xa0\u2028\u3000é-_0'
+ODD_CELLS = ["", " ", "\xa0", "007", "00", "0", "-1", "-0", "1_0", " 2", "+3", "٣"]
+ODD_CELLS += ["k" * n for n in (255, 256, 257, 1024, 1025)]  # (S3's limit: 1,024 bytes)
+EDITS = st.sampled_from(
+    [(cell, at, c) for cell in range(4) for at in (0, 1, 9) for c in ODD_CHARS]
+    + [(cell, None, text) for cell in range(4) for text in ODD_CELLS]
+)
+
+
+def _edited(edits: list[tuple[int, int | None, str]]) -> bytes:
+    cells = ["bkt", "k/x.jpg", "12", "e0f"]
+    for cell, at, text in edits:
+        old = cells[cell]
+        cells[cell] = text if at is None else old[:at] + text + old[at:]
+    return ",".join(cells).encode()
+
+
+# A batch: plain lines with one or two edited (or bad) lines after them.
+NEAR_BATCHES = st.tuples(
+    st.integers(0, 3),
+    st.lists(
+        st.lists(EDITS, min_size=1, max_size=2).map(_edited)
+        | st.sampled_from([b"b,k,1,e,x", b"b,k,1", b"", b'b,"k",1,e', b"b,\xff,1,e"])
+        | st.just(BadRow(5, "line is too long")),
+        min_size=1,
+        max_size=2,
+    ),
+).map(lambda drawn: [_edited([])] * drawn[0] + drawn[1])
+
+
+@settings(max_examples=1000)
+@given(NEAR_BATCHES, st.booleans(), st.booleans())
+@example([b"b,k,007,e"], False, False)  # (the same row; not the same text)
+@example([b"b,k%20x,1,e"], True, False)
+@example([b"b,k+x,1,e"], True, False)
+@example([b"b," + b"k" * 1025 + b",1,e"], False, False)
+@example([b"b,  ,1,e"], False, False)
+def test_plain_batch_makes_what_csv_line_rows_makes(
+    lines: list[bytes | BadRow], url_keys: bool, pending: bool
+) -> None:
+    """A batch of lines made at once (plain_batch) holds the rows csv_line_rows makes of
+    them, each with its text ``bucket<TAB>key<TAB>size<TAB>etag<TAB>``; a batch it turns
+    down is None (never a wrong row): quotes, spaces, escapes, URL-encoded keys, odd sizes
+    and ETags, controls, non-ASCII, long keys, bad lines, a quoted record left open."""
+    reader = CsvRecords()
+    if pending:
+        reader.records(1, [b'b,"open'])
+    got = plain_batch(reader, lines)
+    want, plain = csv_line_rows(reader, 2, lines, url_keys=url_keys)
+    if got is None:
+        return
+    assert isinstance(got, PlainBatch)
+    assert plain
+    assert want == list(enumerate(got, 2))
+    assert got.tabbed == [f"{b}\t{k}\t{size}\t{e}\t" for b, k, size, e in got]
+    for bucket, key, _, etag in got:  # what the anti-join relies on (PlainBatch's rules)
+        assert all(" " <= c != "\\" for c in bucket + key)
+        assert etag and not any(c.isspace() or c == "\\" for c in etag)
+
+
+def test_plain_batch_takes_the_common_lines_and_leaves_the_rest() -> None:
+    """The common lines are taken (ASCII by the quick check, others by the regex); one
+    line that is not makes the whole batch None, so csv_line_rows reads it."""
+    plain = [b"bucket,photos/0001/img1.jpg,1234,9f0e", b"b,k,0,e-2", b"b,caf\xc3\xa9 x.jpg,5,e"]
+    got = plain_batch(CsvRecords(), plain)
+    assert got == [
+        ("bucket", "photos/0001/img1.jpg", 1234, "9f0e"),
+        ("b", "k", 0, "e-2"),
+        ("b", "café x.jpg", 5, "e"),
+    ]
+    assert got is not None and got.tabbed[1] == "b\tk\t0\te-2\t"
+    for odd in (b"b,k,01,e", b"b,k%20x,1,e", b"b,k,1,", b" b,k,1,e", b"b,k,1,e\te"):
+        assert plain_batch(CsvRecords(), [*plain, odd]) is None
 
 
 def _reference_lines(data: bytes, max_bytes: int) -> list[tuple[int, bytes | str]]:
