@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.items import Item, Listed, item_of
+from ingest.items import Item, Listed, PlainBatch, item_of
 from ingest.ledger.entries import Entry, sort_key
 from ingest.ledger.join import AntiJoin, Status, classify
 from ingest.ledger.lines import gzip_lines
@@ -123,6 +123,165 @@ def test_add_batch_answers_as_add_does(
     assert got_later == want_later
     assert batched.counts == one.counts
     assert sum(one.counts.values()) == len(listing)
+
+
+def _tabbed(rows: list[Listed]) -> list[Listed]:
+    """``rows`` as a PlainBatch when every one may be in one (PlainBatch's rules), else
+    as they are."""
+    plain = [r for r in rows if isinstance(r, tuple)]
+    if len(plain) < len(rows) or not all(
+        all(" " <= c != "\\" for c in b + k) and e and not any(c.isspace() or c == "\\" for c in e)
+        for b, k, _, e in plain
+    ):
+        return rows
+    return PlainBatch(plain, [f"{b}\t{k}\t{size}\t{e}\t" for b, k, size, e in plain])
+
+
+# Keys a PlainBatch may hold, and some that sort among them as texts would not (a control
+# character, a backslash, "\x00" after the same stem): items with those go between.
+BATCH_KEYS = st.text(alphabet="ab/ é~", min_size=1, max_size=3) | KEYS
+BATCH_ITEMS = st.builds(Item, key=BATCH_KEYS, size=SIZES, etag=ETAGS, bucket=BUCKETS)
+BATCH_PLAIN = st.tuples(
+    st.sampled_from(["b1", "b2", "b1 "]),
+    BATCH_KEYS,
+    SIZES,
+    st.sampled_from(["e1", "e2", "a", "\x01", "a\tb", "x\\"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    segments=st.lists(st.lists(BATCH_ITEMS, max_size=12), max_size=3),
+    known=st.lists(BATCH_PLAIN, max_size=12),
+    listing=st.lists(st.one_of(BATCH_PLAIN, BATCH_PLAIN, BATCH_ITEMS), max_size=30),
+    order=st.sampled_from(["sorted", "as drawn", "sorted, a few swapped"]),
+    changed=st.sampled_from(["upload", "skip"]),
+    cuts=st.lists(st.integers(1, 9), max_size=6),
+)
+def test_plain_batches_answer_as_add_does(
+    segments: list[list[Item]],
+    known: list[tuple[str, str, int, str]],
+    listing: list[Listed],
+    order: str,
+    changed: Literal["upload", "skip"],
+    cuts: list[int],
+) -> None:
+    """PlainBatches (rows tested against the ledger's lines a window at a time, by their
+    texts) mixed with ordinary batches: the same rows planned, set aside and counted as
+    :meth:`AntiJoin.add` of each row's Item. The ledger knows many of the listed rows
+    (unchanged runs), keys twice listed, out of order, or holding characters that sort
+    below a tab come between them."""
+    segments = [*segments, [item_of(r) for r in known + listing[::2] if isinstance(r, tuple)]]
+    entries = [[as_entry(i, f"r{n}") for i in seg] for n, seg in enumerate(segments)]
+    if order != "as drawn":
+        listing = sorted(listing, key=lambda r: sort_key(item_of(r).bucket, item_of(r).key))
+    if order == "sorted, a few swapped" and len(listing) > 3:
+        listing[1], listing[-2] = listing[-2], listing[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        view = write_view(Path(tmp), entries)
+        (Path(tmp) / "one").mkdir()
+        (Path(tmp) / "batched").mkdir()
+        one = AntiJoin(view, Path(tmp) / "one", changed=changed, chunk_rows=3)
+        want = [item_of(r) for r in listing if one.add(item_of(r)) in one.planned]
+        want_later = list(one.deferred())
+        batched = AntiJoin(view, Path(tmp) / "batched", changed=changed, chunk_rows=3)
+        got: list[Item] = []
+        at = 0
+        for cut in [*cuts, len(listing)]:
+            got += [item_of(r) for r in batched.add_batch(_tabbed(listing[at : at + cut]))]
+            at += cut
+        got_later = list(batched.deferred())
+    assert got == want
+    assert got_later == want_later
+    assert batched.counts == one.counts
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_plain_batches_over_a_long_ledger(tmp_path: Path, segments: int) -> None:
+    """Windows of a PlainBatch across the ledger's blocks (4,096 lines a block with two
+    segments), batches of 1 to 700 rows: runs of unchanged rows, new and changed ones
+    between, a key listed twice; counts and planned rows as add() of each gives."""
+    entries = [
+        Entry("b", f"k{i:06d}", i % 5, f"e{i}", None, f"img{i}", f"r{i % segments}", "t")
+        for i in range(20_000)
+        if i % 97 != 3  # new
+    ]
+    view = write_view(tmp_path, [entries[n::segments] for n in range(segments)])
+    rows: list[tuple[str, str, int, str]] = [
+        ("b", f"k{i:06d}", i % 5, f"e{i}" if i % 211 else "other") for i in range(20_000)
+    ]
+    rows.insert(5_000, rows[4_999])  # listed twice
+    (tmp_path / "one").mkdir()
+    (tmp_path / "batched").mkdir()
+    one = AntiJoin(view, tmp_path / "one")
+    want = [r for r in rows if one.add(item_of(r)) in one.planned]
+    batched = AntiJoin(view, tmp_path / "batched")
+    got: list[Listed] = []
+    at, size = 0, 1
+    while at < len(rows):
+        got += batched.add_batch(_tabbed(rows[at : at + size]))
+        at, size = at + size, size * 3 % 701 + 1
+    assert got == want
+    assert batched.counts == one.counts
+    assert one.counts[Status.UNCHANGED] > 19_000
+
+
+def _both_ways(
+    tmp_path: Path, view: LedgerView, batches: list[list[Listed]]
+) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """(planned, set aside, counts): by add() of each row's Item, and by add_batch()."""
+    answers = []
+    for way in ("one", "batched"):
+        (tmp_path / way).mkdir()
+        join = AntiJoin(view, tmp_path / way)
+        if way == "one":
+            rows = [item_of(r) for batch in batches for r in batch]
+            planned = [r for r in rows if join.add(r) in join.planned]
+        else:
+            planned = [item_of(r) for batch in batches for r in join.add_batch(batch)]
+        answers.append((planned, list(join.deferred()), join.counts))
+    return answers[0], answers[1]
+
+
+def _segment(tmp_path: Path, keys: list[str]) -> LedgerView:
+    """A one-segment view with these keys' lines in this order (sorted or not)."""
+    path = tmp_path / "seg.gz"
+    path.write_bytes(gzip_lines(as_entry(Item(k, 1, "e", bucket="b"), "r").to_line() for k in keys))
+    return LedgerView([path])
+
+
+def test_a_plain_batch_row_out_of_order_is_set_aside_even_when_its_line_is_next(
+    tmp_path: Path,
+) -> None:
+    """The order test of a PlainBatch's window, which a sorted ledger never needs (a line
+    after the walk's is always after the last key): with a segment out of order, a row
+    matching the next line but coming after a higher key is still set aside, as add()
+    does; so is one whose last key holds a character below TAB ("a\x01" sorts after "a",
+    though "a<TAB>" sorts after "a\x01<TAB>")."""
+    (tmp_path / "unsorted").mkdir()
+    view = _segment(tmp_path / "unsorted", ["k5", "k1"])
+    rows = [_tabbed([("b", "k5", 1, "e"), ("b", "k1", 1, "e")])]
+    want, got = _both_ways(tmp_path / "unsorted", view, rows)
+    assert got == want
+    assert want[2][Status.NEW] == 1  # k1: set aside, then not found before k5
+
+    (tmp_path / "low").mkdir()
+    view = _segment(tmp_path / "low", ["a\x01", "a"])
+    batches: list[list[Listed]] = [[Item("a\x01", 1, "e", bucket="b")], _tabbed([("b", "a", 1, "e")])]
+    assert isinstance(batches[1], PlainBatch)
+    want, got = _both_ways(tmp_path / "low", view, batches)
+    assert got == want
+    assert want[2][Status.NEW] == 1
+
+
+def test_a_plain_batch_leaves_its_last_key_for_the_next_batch(tmp_path: Path) -> None:
+    """After a window of matches the last key is the last matched row's: a lower key in
+    the next batch is set aside (answered at the end), not answered in place."""
+    view = _segment(tmp_path, ["k1", "k3"])
+    batches = [_tabbed([("b", "k1", 1, "e"), ("b", "k3", 1, "e")]), _tabbed([("b", "k2", 1, "e")])]
+    want, got = _both_ways(tmp_path, view, batches)
+    assert got == want
+    assert want[0] == [] and [item.key for item, _ in want[1]] == ["k2"]
 
 
 def test_counts_and_the_changed_policy(tmp_path: Path) -> None:

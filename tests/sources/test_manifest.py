@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ConfigError, SourceItemError
-from ingest.items import item_of
+from ingest.items import PlainBatch, item_of
 from ingest.sources import manifest_kind, open_source
 from ingest.sources.manifest import ManifestSource
 from ingest.sources.s3 import S3Source
@@ -269,3 +269,37 @@ async def test_batches_keep_complete_plain_rows_as_tuples_in_manifest_order(
         True,
     ]
     assert [item_of(r) for r in rows] == await collect(open_source(str(manifest), options))
+
+
+async def test_plain_chunks_come_whole_and_wait_behind_a_head(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    """Chunks of common plain lines come as PlainBatches (each row with its text), in
+    manifest order: also the ones read while a HEAD before them is still running, and
+    the same objects as list(). With a time filter every row needs a HEAD: none come."""
+    s3_bucket.put("head.jpg", b"xyz")
+    b = s3_bucket.name
+    lines = [f"{b},k{i:04d}.jpg,{i},e{i}" for i in range(300)]
+    # no size or ETag: a HEAD, the second batch's last line (still running when the next
+    # batch, a PlainBatch, comes)
+    lines.insert(127, f"{b},head.jpg")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    options = settings(s3_bucket.endpoint_url, head_concurrency=1)
+    async with open_source(str(tmp_path / "m.csv"), options) as source:
+        batches = [batch async for batch in source.batches()]
+    rows = [row for batch in batches for row in batch]
+    etag = etag_of(s3_bucket, "head.jpg")
+    want = [(b, f"k{i:04d}.jpg", i, f"e{i}") for i in range(300)]
+    want.insert(127, (b, "head.jpg", 3, etag))
+    assert [r if isinstance(r, tuple) else (r.bucket, r.key, r.size, r.etag) for r in rows] == want
+    whole = [batch for batch in batches if isinstance(batch, PlainBatch)]
+    assert len(whole) == 2  # not the first (a header?) nor the one queued behind the HEAD
+    for batch in whole:
+        assert batch.tabbed == [f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t" for r in batch]
+    assert [item_of(r) for r in rows] == await collect(open_source(str(tmp_path / "m.csv"), options))
+    (tmp_path / "t.csv").write_text("\n".join([f"{b},head.jpg,3,{etag}"] * 70) + "\n")
+    timed = open_source(str(tmp_path / "t.csv"), options, need_times=True)
+    async with timed as source:
+        batches = [batch async for batch in source.batches()]
+    assert not [batch for batch in batches if isinstance(batch, PlainBatch)]
+    assert all(item_of(r).last_modified for batch in batches for r in batch)
