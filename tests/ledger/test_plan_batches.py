@@ -80,3 +80,61 @@ async def test_plain_rows_plan_as_items_do(
         slow.shard_bytes,
         slow.shard_etags,
     )
+
+
+async def test_whole_plain_chunks_plan_as_items_do(
+    s3_bucket: S3Bucket, tmp_path: Path, folder_store: StateStore
+) -> None:
+    """Chunks of common plain rows (PlainBatches, joined by their texts) among others:
+    long unchanged runs, new and changed rows between them, a row out of order and one
+    listed twice inside a chunk, a chunk the format filter cuts: the same shards and
+    counts as over Items."""
+    b = s3_bucket.name
+    keys = [f"p/{i:04d}.jpg" for i in range(600)]
+    known = [
+        entry(k, f"e{i}", size=i, bucket=b)
+        for i, k in enumerate(keys)
+        if i % 50 != 7  # new
+    ]
+    known.append(entry("p/0300x.jpg", "gone", size=1, bucket=b))  # deleted since
+    await Ledger(folder_store, "imp").add_run("r0", iter(lines(known)))
+    rows = [f"{b},{k},{i},e{i}" for i, k in enumerate(keys)]
+    rows[150] = f"{b},{keys[150]},150,other"  # changed
+    rows[200], rows[201] = rows[201], rows[200]  # out of order: set aside
+    rows.insert(400, rows[399])  # listed twice: unchanged twice
+    rows.insert(500, f"{b},p/0500.exe,1,e")  # filtered: its chunk goes the general way
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    settings = load_settings(plan={"ledger": "imp", "ignore_quota": True})
+    options = source_settings(s3_bucket.endpoint_url)
+    kinds: Counter[str] = Counter()
+
+    async def counted(batches: AsyncIterator[list[Listed]]) -> AsyncIterator[list[Listed]]:
+        async for batch in batches:
+            kinds[type(batch).__name__] += 1
+            yield batch
+
+    async def plan(fast: bool) -> PlanOutcome:
+        async with open_source(str(manifest), options) as source:
+            return await make_plan(
+                None if fast else source.list(),
+                batches=counted(source.batches()) if fast else None,
+                settings=settings,
+                source_uri=str(manifest),
+                store=folder_store,
+                item_filter=Filter(),
+                dry_run=True,
+            )
+
+    fast, slow = (await plan(True)).plan, (await plan(False)).plan
+    assert kinds["PlainBatch"] >= 7  # the fast path was taken
+    for plan_ in (fast, slow):
+        assert plan_.listed == 602
+        assert plan_.filtered == {"unsupported_format": 1}
+        assert (plan_.new, plan_.changed, plan_.unchanged) == (12, 1, 588)
+    assert (fast.items, fast.bytes) == (slow.items, slow.bytes)
+    assert (fast.shard_items, fast.shard_bytes, fast.shard_etags) == (
+        slow.shard_items,
+        slow.shard_bytes,
+        slow.shard_etags,
+    )
