@@ -85,7 +85,7 @@ class ManifestSource:
                 async for location, rows, plain in batches:
                     if isinstance(rows, PlainBatch):  # the common chunk, as it is
                         if not ahead:
-                            yield rows
+                            yield cast(Batch, rows)  # (a list of PlainRows: Listed ones)
                             continue
                         # HEADs still running before it: the loop below queues its rows
                         # (line numbers serve HEADs alone, and without need_time, the

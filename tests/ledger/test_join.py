@@ -267,7 +267,10 @@ def test_a_plain_batch_row_out_of_order_is_set_aside_even_when_its_line_is_next(
 
     (tmp_path / "low").mkdir()
     view = _segment(tmp_path / "low", ["a\x01", "a"])
-    batches: list[list[Listed]] = [[Item("a\x01", 1, "e", bucket="b")], _tabbed([("b", "a", 1, "e")])]
+    batches: list[list[Listed]] = [
+        [Item("a\x01", 1, "e", bucket="b")],
+        _tabbed([("b", "a", 1, "e")]),
+    ]
     assert isinstance(batches[1], PlainBatch)
     want, got = _both_ways(tmp_path / "low", view, batches)
     assert got == want

@@ -296,7 +296,9 @@ async def test_plain_chunks_come_whole_and_wait_behind_a_head(
     assert len(whole) == 2  # not the first (a header?) nor the one queued behind the HEAD
     for batch in whole:
         assert batch.tabbed == [f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t" for r in batch]
-    assert [item_of(r) for r in rows] == await collect(open_source(str(tmp_path / "m.csv"), options))
+    assert [item_of(r) for r in rows] == await collect(
+        open_source(str(tmp_path / "m.csv"), options)
+    )
     (tmp_path / "t.csv").write_text("\n".join([f"{b},head.jpg,3,{etag}"] * 70) + "\n")
     timed = open_source(str(tmp_path / "t.csv"), options, need_times=True)
     async with timed as source:
