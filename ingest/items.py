@@ -141,10 +141,10 @@ class PlainBatch(list[PlainRow]):
     ``f"{bucket}\t{key}\t{size}\t{etag}\t"`` (the manifest source makes both from a
     chunk's text at C speed).
 
-    Only rows whose bucket and key hold no character up to TAB (no tab, newline or other
-    control character) and no backslash, and whose ETag holds no whitespace or backslash,
-    are in one: then the text splits back into exactly the four fields, and ordering the
-    texts orders the rows by ``(bucket, key)``. The anti-join compares these texts with the
+    Only rows whose bucket and key hold no control character (none below a space: no tab,
+    newline or CR) and no backslash, and whose ETag holds no whitespace or backslash, are
+    in one: then the text splits back into exactly the four fields, needs no escape in a
+    ledger line, and ordering the texts orders the rows by ``(bucket, key)``. The anti-join compares these texts with the
     ledger's lines as they are (:meth:`~ingest.ledger.join.AntiJoin.add_batch`). Any
     other list of rows (a slice of one too) is an ordinary batch.
     """

@@ -422,8 +422,8 @@ def csv_line_rows(
 _PLAIN_KEY_CHARS = MAX_KEY_BYTES // 4  # a key this short is within S3's bytes in any UTF-8
 
 # One line that csv_line_rows makes a PlainRow of, its cells exactly the row's fields:
-# no quote, comma or control character in a cell (so no tab, CR or newline either) nor a
-# backslash; bucket and key start with a non-space (so neither is blank), the key is at
+# no quote or backslash in a cell; no control character in bucket and key (so no tab, CR
+# or newline either), which start with a non-space (so neither is blank); the key is at
 # most _PLAIN_KEY_CHARS long and holds no "%" or "+" (url_keys would decode it); the
 # size is a whole number written as int() would print it; the ETag has no whitespace
 # (strip() leaves it as it is). Lines that fit are the common case, not all the plain
