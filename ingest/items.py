@@ -144,9 +144,10 @@ class PlainBatch(list[PlainRow]):
     Only rows whose bucket and key hold no control character (none below a space: no tab,
     newline or CR) and no backslash, and whose ETag holds no whitespace or backslash, are
     in one: then the text splits back into exactly the four fields, needs no escape in a
-    ledger line, and ordering the texts orders the rows by ``(bucket, key)``. The anti-join compares these texts with the
-    ledger's lines as they are (:meth:`~ingest.ledger.join.AntiJoin.add_batch`). Any
-    other list of rows (a slice of one too) is an ordinary batch.
+    ledger line, and ordering the texts orders the rows by ``(bucket, key)``. The
+    anti-join compares these texts with the ledger's lines as they are
+    (:meth:`~ingest.ledger.join.AntiJoin.add_batch`). Any other list of rows (a slice of
+    one too) is an ordinary batch.
     """
 
     __slots__ = ("tabbed",)
