@@ -35,12 +35,14 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import enum
+import itertools
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ingest.errors import ConfigError
-from ingest.items import SUPPORTED_EXTENSIONS, Item, Listed, Outcome, is_supported
+from ingest.items import SUPPORTED_EXTENSIONS, Item, Listed, Outcome, PlainBatch, is_supported
 from ingest.settings import FilterSettings
 
 
@@ -292,6 +294,8 @@ class Filter:
         call a row; the first other row sends the batch through :meth:`reason_of`.
         """
         if self._format_only:
+            if isinstance(rows, PlainBatch) and _all_supported(rows):
+                return None
             for row in rows:
                 key = row[1] if isinstance(row, tuple) else row.key
                 dot, start = key.rfind("."), key.rfind("/") + 1
@@ -322,6 +326,17 @@ class Filter:
 
 
 _SUPPORTED = SUPPORTED_EXTENSIONS
+_SUFFIXES = tuple(SUPPORTED_EXTENSIONS)  # lower case
+
+
+def _all_supported(rows: PlainBatch) -> bool:
+    """Whether every key of a PlainBatch ends in a supported extension (lower case) and
+    has no part starting with a dot: then each key's extension is that one. In C (maps,
+    a join, a scan): no Python step a row. False sends the batch the row-by-row way."""
+    keys = list(map(operator.itemgetter(1), rows))
+    return "/." not in "/" + "\n/".join(keys) and all(
+        map(str.endswith, keys, itertools.repeat(_SUFFIXES))
+    )
 
 
 def _when(value: str | dt.datetime | None, setting: str) -> dt.datetime | None:

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ingest.errors import ConfigError
-from ingest.items import Item, Listed, Outcome, item_of
+from ingest.items import Item, Listed, Outcome, PlainBatch, item_of
 from ingest.settings import FilterSettings
 from ingest.sources.filters import Filter, Glob, outcome_for, parse_size, parse_timestamp
 
@@ -180,5 +180,35 @@ def test_reasons_of_a_batch_are_each_rows_reason(
     one, batch = Filter(**options), Filter(**options)
     want = [one.reason(item_of(row)) for row in rows]
     got = batch.reasons(rows)
+    assert got == (None if all(w is None for w in want) else want)
+    assert batch.counts == one.counts
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.just("bkt"),
+            st.tuples(
+                st.text(alphabet="ab./J\né", max_size=5),
+                st.sampled_from([".jpg", ".jpeg", ".md", ".JPG", ".exe", "", "/.png", "/..gif"]),
+            ).map("".join),
+            st.integers(0, 9),
+            st.just("e"),
+        ),
+        max_size=8,
+    ),
+    FILTERS,
+)
+@example([("bkt", "a/.png", 1, "e")], {})  # a hidden file: no extension
+@example([("bkt", ".md", 1, "e")], {})
+@example([("bkt", "a/.b.jpg", 1, "e"), ("bkt", "x.jpg", 1, "e")], {})  # an extension
+def test_reasons_of_a_plain_batch_are_each_rows_reason(
+    rows: list[tuple[str, str, int, str]], options: dict[str, Any]
+) -> None:
+    """A PlainBatch's keys judged at once (each ending in a supported extension, no part
+    starting with a dot) or row by row: each row's reason, the same counts."""
+    one, batch = Filter(**options), Filter(**options)
+    want = [one.reason(item_of(row)) for row in rows]
+    got = batch.reasons(PlainBatch(rows, []))
     assert got == (None if all(w is None for w in want) else want)
     assert batch.counts == one.counts
