@@ -306,4 +306,7 @@ class ForkServer:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(sys.argv[1:]))
+    code = serve(sys.argv[1:])
+    # Nothing left to flush (replies are unbuffered writes): skip the interpreter's
+    # teardown of everything imported for the children, ~0.3 s the run would wait for.
+    os._exit(code)
