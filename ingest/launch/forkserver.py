@@ -40,6 +40,10 @@ from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 
+# SIGINT as the interpreter set it at start (KeyboardInterrupt, or ignored when the launcher
+# ignores it): what a worker started by the launcher would have; the server then ignores it.
+_SIGINT_AT_START = signal.getsignal(signal.SIGINT)
+
 
 def runnable(argv: list[str]) -> bool:
     """Whether a child of the server can run ``argv`` as the interpreter would: this
@@ -84,6 +88,8 @@ def serve(preload: list[str]) -> int:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
+                if not line.strip():
+                    continue
                 try:
                     pid = _fork(json.loads(line), (wake_r, wake_w))
                 except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -123,8 +129,9 @@ def _child(argv: list[str], env: dict[str, str], out: int, wake: tuple[int, int]
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, _SIGINT_AT_START)  # as python set it in the server
         for fd in wake:
             os.close(fd)
         null = os.open(os.devnull, os.O_RDONLY)

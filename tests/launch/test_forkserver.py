@@ -23,8 +23,11 @@ pytestmark = pytest.mark.timeout(60)
 
 # Reports what a process looks like from inside, then exits as told by argv[2].
 PROBE = r"""
-import json, os, sys
+import json, os, signal, sys
 out = {
+    "sigint": str(signal.getsignal(signal.SIGINT)),
+    "sigterm": str(signal.getsignal(signal.SIGTERM)),
+    "sigpipe": str(signal.getsignal(signal.SIGPIPE)),
     "argv": sys.argv,
     "env": dict(os.environ),
     "own_session": os.getsid(0) == os.getpid(),
