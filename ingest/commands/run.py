@@ -138,17 +138,22 @@ async def _run_locally(
     if planner is None:  # resume: the plan is read back; the settings alone tell the pacing
         say(describe_pacing(settings, settings.api.tier, "from the settings"))
     steps = StoreSteps(store, planner, settings=settings, on_plan=on_plan)
-    async with metrics.serving():
-        code = await orchestrate(
-            launcher,
-            steps,
-            run_id=run_id,
-            say=say,
-            view=view,
-            progress_seconds=1.0 if view.tty else _LOCAL_PROGRESS_SECONDS,
-            show=say if as_json else result,
-            metrics=metrics,
-        )
+    if settings.worker.fork_server:  # its imports overlap the plan's listing
+        await launcher.warm()
+    try:
+        async with metrics.serving():
+            code = await orchestrate(
+                launcher,
+                steps,
+                run_id=run_id,
+                say=say,
+                view=view,
+                progress_seconds=1.0 if view.tty else _LOCAL_PROGRESS_SECONDS,
+                show=say if as_json else result,
+                metrics=metrics,
+            )
+    finally:
+        await launcher.aclose()
     if steps.last_report is not None:
         metrics.by_outcome = steps.last_report.by_outcome
     await metrics.push(code)

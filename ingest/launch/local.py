@@ -22,6 +22,7 @@ import signal
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
+from ingest.launch.forkserver import ForkedProcess, ForkServer, runnable
 from ingest.launch.semantics import IndexedJob, JobSpec, PolicyAction, Verdict
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,17 @@ class LocalLauncher:
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         grace_seconds: float = 30.0,
+        fork_server: ForkServer | None = None,
     ) -> None:
         self.spec = spec
+        self.fork_server = fork_server
         self.job = IndexedJob(spec)
         self.command = command
         self.env = dict(os.environ if env is None else env)
         self.log_dir = log_dir
         self.grace_seconds = grace_seconds
         self.attempts: dict[int, int] = {}
-        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._procs: dict[int, asyncio.subprocess.Process | ForkedProcess] = {}
 
     def mark_complete(self, indexes: Collection[int]) -> None:
         """Indexes already complete (a resumed run): succeed them without a process."""
@@ -70,20 +73,25 @@ class LocalLauncher:
         env = dict(self.env, JOB_COMPLETION_INDEX=str(index))
         self.attempts[index] = self.attempts.get(index, 0) + 1
         out_path = self.log_path(index)
-        # The child keeps its own descriptor; ours closes once it is started.
-        out = out_path.open("ab") if out_path else None
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.command(index),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out or None,
-                stderr=out or None,
-                start_new_session=True,
-            )
-        finally:
-            if out:
-                out.close()
+        argv = self.command(index)
+        proc: asyncio.subprocess.Process | ForkedProcess
+        if self.fork_server is not None and out_path is not None and runnable(argv):
+            proc = await self.fork_server.spawn(argv, env, str(out_path))
+        else:
+            # The child keeps its own descriptor; ours closes once it is started.
+            out = out_path.open("ab") if out_path else None
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out or None,
+                    stderr=out or None,
+                    start_new_session=True,
+                )
+            finally:
+                if out:
+                    out.close()
         self._procs[index] = proc
         log.info(
             "started worker %d (attempt %d, pid %d)",

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from ingest.launch.forkserver import ForkServer
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, Verdict
 from ingest.metrics.relay import WorkerRelay
@@ -33,6 +34,10 @@ def data_dir() -> Path:
 
 def default_state_uri() -> str:
     return (data_dir() / "state").as_uri()
+
+
+# What ``aion-ingest work`` imports before its first request, for the fork server.
+WORKER_MODULES = ["ingest.cli", "ingest.worker.run", "ingest.sources.manifest"]
 
 
 def worker_command(run_id: str, state_uri: str) -> list[str]:
@@ -72,6 +77,23 @@ class LocalProcesses:
         self.env_overrides = dict(env_overrides)
         self.say = say
         self.launcher: LocalLauncher | None = None
+        self.fork_server: ForkServer | None = None
+
+    async def warm(self) -> None:
+        """Start the fork server (``ingest/launch/forkserver.py``) now, so that it imports
+        the worker's modules while the run plans; Linux only (forking after some macOS
+        system libraries is unsafe). Without it, each worker is a new process."""
+        if sys.platform != "linux" or self.fork_server is not None:
+            return
+        env = dict(os.environ)
+        env.update(self.env_overrides)
+        self.fork_server = await ForkServer.start(WORKER_MODULES, env=env)
+
+    async def aclose(self) -> None:
+        """Stop the fork server (once its workers have ended: after the watch)."""
+        if self.fork_server is not None:
+            server, self.fork_server = self.fork_server, None
+            await server.aclose()
 
     async def resolve_run_id(self, run_id: str | None) -> str | None:
         return run_id
@@ -103,7 +125,9 @@ class LocalProcesses:
                 argv += ["--metrics-port", str(port)]
             return argv
 
-        self.launcher = LocalLauncher(spec, command, env=env, log_dir=log_dir)
+        self.launcher = LocalLauncher(
+            spec, command, env=env, log_dir=log_dir, fork_server=self.fork_server
+        )
         self.launcher.mark_complete(complete)
         self.say(f"workers: {plan.shards} shards, {parallelism} at a time; their logs: {log_dir}")
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from ingest.launch.forkserver import ForkServer
 from ingest.launch.local import LocalLauncher
 from ingest.launch.semantics import JobSpec, VerdictKind
 
@@ -39,7 +41,21 @@ sys.exit(int(code))
 """
 
 
-def _launcher(tmp_path: Path, script: str, **spec: int) -> LocalLauncher:
+@pytest.fixture(params=["exec", "fork"])
+async def fork_server(request: pytest.FixtureRequest) -> AsyncIterator[ForkServer | None]:
+    """Every test twice: workers as new processes, and as forks of the fork server (the
+    same semantics: exit codes, retries, SIGTERM and the flush)."""
+    if request.param == "exec":
+        yield None
+        return
+    server = await ForkServer.start([])
+    yield server
+    await server.aclose()
+
+
+def _launcher(
+    tmp_path: Path, fork_server: ForkServer | None, script: str, **spec: int
+) -> LocalLauncher:
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     shards = len(script.split(";"))
@@ -48,6 +64,7 @@ def _launcher(tmp_path: Path, script: str, **spec: int) -> LocalLauncher:
         lambda index: [sys.executable, str(worker), str(tmp_path), script],
         log_dir=tmp_path,
         grace_seconds=10,
+        fork_server=fork_server,
     )
 
 
@@ -56,8 +73,8 @@ def _attempts(tmp_path: Path, index: int) -> int:
     return len(path.read_text()) if path.exists() else 0
 
 
-async def test_all_indexes_succeed(tmp_path: Path) -> None:
-    outcome = await _launcher(tmp_path, "0;0;0;0", parallelism=2).run()
+async def test_all_indexes_succeed(tmp_path: Path, fork_server: ForkServer | None) -> None:
+    outcome = await _launcher(tmp_path, fork_server, "0;0;0;0", parallelism=2).run()
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.COMPLETE
     assert outcome.verdict.exit_code == 0
@@ -65,9 +82,11 @@ async def test_all_indexes_succeed(tmp_path: Path) -> None:
     assert not outcome.interrupted
 
 
-async def test_transient_failure_is_retried_up_to_the_backoff_limit(tmp_path: Path) -> None:
+async def test_transient_failure_is_retried_up_to_the_backoff_limit(
+    tmp_path: Path, fork_server: ForkServer | None
+) -> None:
     # index 0 fails twice then succeeds; index 1 always fails (limit 2 → 3 attempts).
-    launcher = _launcher(tmp_path, "1,1,0;1", parallelism=2, backoff_limit_per_index=2)
+    launcher = _launcher(tmp_path, fork_server, "1,1,0;1", parallelism=2, backoff_limit_per_index=2)
     outcome = await launcher.run()
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.FAILED_INDEXES
@@ -77,8 +96,10 @@ async def test_transient_failure_is_retried_up_to_the_backoff_limit(tmp_path: Pa
     assert (_attempts(tmp_path, 0), _attempts(tmp_path, 1)) == (3, 3)
 
 
-async def test_fatal_exit_fails_the_job_and_stops_the_others(tmp_path: Path) -> None:
-    launcher = _launcher(tmp_path, "wait;3^0", parallelism=2)
+async def test_fatal_exit_fails_the_job_and_stops_the_others(
+    tmp_path: Path, fork_server: ForkServer | None
+) -> None:
+    launcher = _launcher(tmp_path, fork_server, "wait;3^0", parallelism=2)
     outcome = await launcher.run()
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.FAILED_BY_POLICY
@@ -87,17 +108,21 @@ async def test_fatal_exit_fails_the_job_and_stops_the_others(tmp_path: Path) -> 
     assert (tmp_path / "flushed-0").read_text() == "yes"
 
 
-async def test_disrupted_worker_is_retried_without_counting(tmp_path: Path) -> None:
+async def test_disrupted_worker_is_retried_without_counting(
+    tmp_path: Path, fork_server: ForkServer | None
+) -> None:
     # 143 (SIGTERM from outside) twice, then success, with no retries allowed at all.
-    launcher = _launcher(tmp_path, "143,143,0", backoff_limit_per_index=0)
+    launcher = _launcher(tmp_path, fork_server, "143,143,0", backoff_limit_per_index=0)
     outcome = await launcher.run()
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.COMPLETE
     assert _attempts(tmp_path, 0) == 3
 
 
-async def test_stop_sends_sigterm_and_waits_for_the_flush(tmp_path: Path) -> None:
-    launcher = _launcher(tmp_path, "wait;wait", parallelism=2)
+async def test_stop_sends_sigterm_and_waits_for_the_flush(
+    tmp_path: Path, fork_server: ForkServer | None
+) -> None:
+    launcher = _launcher(tmp_path, fork_server, "wait;wait", parallelism=2)
     stop = asyncio.Event()
     task = asyncio.create_task(launcher.run(stop))
     # The workers are other processes: their readiness files are the only event there is.
@@ -110,8 +135,10 @@ async def test_stop_sends_sigterm_and_waits_for_the_flush(tmp_path: Path) -> Non
     assert all((tmp_path / f"flushed-{i}").read_text() == "yes" for i in range(2))
 
 
-async def test_resumed_run_skips_complete_indexes(tmp_path: Path) -> None:
-    launcher = _launcher(tmp_path, "0;0;0", parallelism=1)
+async def test_resumed_run_skips_complete_indexes(
+    tmp_path: Path, fork_server: ForkServer | None
+) -> None:
+    launcher = _launcher(tmp_path, fork_server, "0;0;0", parallelism=1)
     launcher.mark_complete({0, 2})
     outcome = await launcher.run()
     assert outcome.verdict is not None
@@ -120,8 +147,10 @@ async def test_resumed_run_skips_complete_indexes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("code", [2, 3])
-async def test_usage_and_fatal_codes_fail_by_policy(tmp_path: Path, code: int) -> None:
-    outcome = await _launcher(tmp_path, f"{code}").run()
+async def test_usage_and_fatal_codes_fail_by_policy(
+    tmp_path: Path, fork_server: ForkServer | None, code: int
+) -> None:
+    outcome = await _launcher(tmp_path, fork_server, f"{code}").run()
     assert outcome.verdict is not None
     assert outcome.verdict.kind is VerdictKind.FAILED_BY_POLICY
     assert _attempts(tmp_path, 0) == 1

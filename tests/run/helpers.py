@@ -68,16 +68,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def worker_pids(run_id: str) -> list[int]:
-    """PIDs of live `aion-ingest work` processes of ``run_id`` (read from /proc)."""
+    """PIDs of live `aion-ingest work` processes of ``run_id`` (read from /proc): by their
+    command line, or, for a fork of the fork server (ingest/launch/forkserver.py: its
+    command line is the server's), by their stdout, the run's worker log."""
     pids = []
+    logs = f"/aion-ingest/logs/{run_id}/worker-"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            stdout = os.readlink(entry / "fd" / "1")
         except OSError:
             continue
-        if b"work" in argv and run_id.encode() in argv and state != "Z":
+        by_argv = b"work" in argv and run_id.encode() in argv
+        if (by_argv or logs in stdout) and state != "Z":
             pids.append(int(entry.name))
     return pids
