@@ -66,13 +66,14 @@ async def plan_child(
     started = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_state(f"file://{state}", settings))
-        if reader == "manifest":
+        if reader == "manifest":  # as `aion-ingest plan` reads it (plan_source): batches
             source = await stack.enter_async_context(open_source(str(manifest), settings.source))
-            items = source.list()
+            items, batches = None, source.batches()
         else:
-            items = minimal_csv(manifest)
+            items, batches = minimal_csv(manifest), None
         out = await make_plan(
             items,
+            batches=batches,
             settings=settings,
             source_uri=str(manifest),
             store=store,
