@@ -137,7 +137,6 @@ class Budget:
         self._waited = limiter.stats.waited
         self._since = clock.monotonic()
         self.members = 0
-        self._seen = 0  # members in the last listing
         self.share = limiter.ceiling
         self._first = True
 
@@ -167,14 +166,14 @@ class Budget:
             await self.store.delete(self._path)
         self._path, self._me = path, me
         self._beaten = self.clock.monotonic()
-        share = await self._share(me)
+        share, seen = await self._share(me)
         if self._first:
             # Workers started together each see few others at their first beat; had the
             # first taken the whole budget until its next beat, they would overshoot the
             # key's rate together (429s). So the first beat only lowers the static share.
             share = min(share, self.limiter.ceiling)
             self._first = False
-        self._apply(share)
+        self._apply(share, seen)
         return share
 
     async def look(self) -> float:
@@ -182,12 +181,13 @@ class Budget:
         ceiling, so a member that left (or joined) counts within ``look`` seconds."""
         if self._me is None or self._first:
             return await self.beat()
-        share = await self._share(self._me)
-        self._apply(share)
+        share, seen = await self._share(self._me)
+        self._apply(share, seen)
         return share
 
-    async def _share(self, me: Member) -> float:
-        """This member's fair share of the live members listed now (req/s)."""
+    async def _share(self, me: Member) -> tuple[float, int]:
+        """This member's fair share of the live members listed now (req/s), and how
+        many members are live."""
         now = self.wall()
         latest: dict[str, Member] = {}
         async for p in self.store.list(self.prefix + "/"):
@@ -202,17 +202,16 @@ class Budget:
         latest[me.name] = me  # whatever the listing's lag
         names = sorted(latest)
         shares = fair_shares(self.rate, [latest[n].wants for n in names])
-        self._seen = len(names)
-        return shares[names.index(me.name)]
+        return shares[names.index(me.name)], len(names)
 
-    def _apply(self, share: float) -> None:
-        if self._seen != self.members:
+    def _apply(self, share: float, seen: int) -> None:
+        if seen != self.members:
             log.info(
                 "request budget: %d live workers on this key, this one's share %.1f/min",
-                self._seen,
+                seen,
                 share * 60,
             )
-        self.members = self._seen
+        self.members = seen
         self.share = share
         self.limiter.set_ceiling(share)
 
