@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -105,6 +106,18 @@ def test_add_batch_answers_as_add_does(
     entries = [[as_entry(i, f"r{n}") for i in seg] for n, seg in enumerate(segments)]
     if presorted:
         listing = sorted(listing, key=lambda r: sort_key(item_of(r).bucket, item_of(r).key))
+    _assert_batches_answer_as_add(entries, listing, changed, cuts, lambda rows: rows)
+
+
+def _assert_batches_answer_as_add(
+    entries: list[list[Entry]],
+    listing: list[Listed],
+    changed: Literal["upload", "skip"],
+    cuts: list[int],
+    batch: Callable[[list[Listed]], list[Listed]],
+) -> None:
+    """:meth:`AntiJoin.add_batch` of ``listing`` cut at ``cuts`` (each piece made a batch
+    by ``batch``) plans, sets aside and counts as :meth:`AntiJoin.add` of each row's Item."""
     with tempfile.TemporaryDirectory() as tmp:
         view = write_view(Path(tmp), entries)
         (Path(tmp) / "one").mkdir()
@@ -116,7 +129,7 @@ def test_add_batch_answers_as_add_does(
         got: list[Item] = []
         at = 0
         for cut in [*cuts, len(listing)]:
-            got += [item_of(r) for r in batched.add_batch(listing[at : at + cut])]
+            got += [item_of(r) for r in batched.add_batch(batch(listing[at : at + cut]))]
             at += cut
         got_later = list(batched.deferred())
     assert got == want
@@ -177,23 +190,7 @@ def test_plain_batches_answer_as_add_does(
         listing = sorted(listing, key=lambda r: sort_key(item_of(r).bucket, item_of(r).key))
     if order == "sorted, a few swapped" and len(listing) > 3:
         listing[1], listing[-2] = listing[-2], listing[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        view = write_view(Path(tmp), entries)
-        (Path(tmp) / "one").mkdir()
-        (Path(tmp) / "batched").mkdir()
-        one = AntiJoin(view, Path(tmp) / "one", changed=changed, chunk_rows=3)
-        want = [item_of(r) for r in listing if one.add(item_of(r)) in one.planned]
-        want_later = list(one.deferred())
-        batched = AntiJoin(view, Path(tmp) / "batched", changed=changed, chunk_rows=3)
-        got: list[Item] = []
-        at = 0
-        for cut in [*cuts, len(listing)]:
-            got += [item_of(r) for r in batched.add_batch(_tabbed(listing[at : at + cut]))]
-            at += cut
-        got_later = list(batched.deferred())
-    assert got == want
-    assert got_later == want_later
-    assert batched.counts == one.counts
+    _assert_batches_answer_as_add(entries, listing, changed, cuts, _tabbed)
 
 
 @pytest.mark.parametrize("segments", [1, 2])

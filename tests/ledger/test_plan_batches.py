@@ -10,13 +10,44 @@ from pathlib import Path
 
 from ingest.items import Listed
 from ingest.ledger.store import Ledger
-from ingest.planning.planner import PlanOutcome, make_plan
+from ingest.planning.planner import make_plan
 from ingest.settings import load_settings
 from ingest.sources import Filter, open_source
 from ingest.state import StateStore
+from ingest.state.records import RunPlan
 from tests.fixtures.s3 import S3Bucket
 from tests.ledger.helpers import entry, lines
 from tests.sources.helpers import settings as source_settings
+
+
+async def plan_both_ways(
+    manifest: Path, s3_bucket: S3Bucket, store: StateStore, item_filter: Filter
+) -> tuple[RunPlan, RunPlan, list[list[Listed]]]:
+    """``manifest`` planned (dry run, against the ledger "imp") over the source's batches
+    and over its Items: both plans, and the batches the first got."""
+    settings = load_settings(plan={"ledger": "imp", "ignore_quota": True})
+    options = source_settings(s3_bucket.endpoint_url)
+    seen: list[list[Listed]] = []
+
+    async def counted(batches: AsyncIterator[list[Listed]]) -> AsyncIterator[list[Listed]]:
+        async for batch in batches:
+            seen.append(batch)
+            yield batch
+
+    async def plan(fast: bool) -> RunPlan:
+        async with open_source(str(manifest), options) as source:
+            outcome = await make_plan(
+                None if fast else source.list(),
+                batches=counted(source.batches()) if fast else None,
+                settings=settings,
+                source_uri=str(manifest),
+                store=store,
+                item_filter=item_filter,
+                dry_run=True,
+            )
+            return outcome.plan
+
+    return await plan(True), await plan(False), seen
 
 
 async def test_plain_rows_plan_as_items_do(
@@ -47,28 +78,10 @@ async def test_plain_rows_plan_as_items_do(
     ]
     manifest = tmp_path / "m.csv"
     manifest.write_text("\n".join(rows) + "\n")
-    settings = load_settings(plan={"ledger": "imp", "ignore_quota": True})
-    options = source_settings(s3_bucket.endpoint_url)
-    kinds: Counter[str] = Counter()
-
-    async def counted(batches: AsyncIterator[list[Listed]]) -> AsyncIterator[list[Listed]]:
-        async for batch in batches:
-            kinds.update(type(row).__name__ for row in batch)
-            yield batch
-
-    async def plan(fast: bool) -> PlanOutcome:
-        async with open_source(str(manifest), options) as source:
-            return await make_plan(
-                None if fast else source.list(),
-                batches=counted(source.batches()) if fast else None,
-                settings=settings,
-                source_uri=str(manifest),
-                store=folder_store,
-                item_filter=Filter(max_size=10**6),
-                dry_run=True,
-            )
-
-    fast, slow = (await plan(True)).plan, (await plan(False)).plan
+    fast, slow, batches = await plan_both_ways(
+        manifest, s3_bucket, folder_store, Filter(max_size=10**6)
+    )
+    kinds = Counter(type(row).__name__ for batch in batches for row in batch)
     assert kinds == {"tuple": 8, "Item": 1}  # the fast path was taken
     for plan_ in (fast, slow):
         assert plan_.listed == 9
@@ -105,28 +118,8 @@ async def test_whole_plain_chunks_plan_as_items_do(
     rows.insert(500, f"{b},p/0500.exe,1,e")  # filtered: its chunk goes the general way
     manifest = tmp_path / "m.csv"
     manifest.write_text("\n".join(rows) + "\n")
-    settings = load_settings(plan={"ledger": "imp", "ignore_quota": True})
-    options = source_settings(s3_bucket.endpoint_url)
-    kinds: Counter[str] = Counter()
-
-    async def counted(batches: AsyncIterator[list[Listed]]) -> AsyncIterator[list[Listed]]:
-        async for batch in batches:
-            kinds[type(batch).__name__] += 1
-            yield batch
-
-    async def plan(fast: bool) -> PlanOutcome:
-        async with open_source(str(manifest), options) as source:
-            return await make_plan(
-                None if fast else source.list(),
-                batches=counted(source.batches()) if fast else None,
-                settings=settings,
-                source_uri=str(manifest),
-                store=folder_store,
-                item_filter=Filter(),
-                dry_run=True,
-            )
-
-    fast, slow = (await plan(True)).plan, (await plan(False)).plan
+    fast, slow, batches = await plan_both_ways(manifest, s3_bucket, folder_store, Filter())
+    kinds = Counter(type(batch).__name__ for batch in batches)
     assert kinds["PlainBatch"] >= 7  # the fast path was taken
     for plan_ in (fast, slow):
         assert plan_.listed == 602
