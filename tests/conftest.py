@@ -1,5 +1,11 @@
 """Shared fixtures live in tests/fixtures/, one module per real part (S3, sandbox, ...)."""
 
+import logging
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
 pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.s3",
@@ -9,7 +15,6 @@ pytest_plugins = [
 
 # Tests assert behaviour, never speed (speed is bench/'s): on a loaded, shared machine a
 # property test must not fail for taking long. Per-test @settings still set max_examples.
-from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("behaviour", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("behaviour")
@@ -18,10 +23,6 @@ settings.load_profile("behaviour")
 # Commands run in-process (``cli.main``) call ``setup_logging``, which replaces the root
 # logger's handlers and sets levels for the whole process. Each test gets the logging
 # configuration it started with back, so no test's outcome depends on which ran before it.
-import logging  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
